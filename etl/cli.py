@@ -7,13 +7,16 @@ nowhere else, so no user ever sees a traceback for a problem they can fix.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from etl.errors import DataplatformError
+from etl.errors import DataplatformError, UnprocessableInput, UsageError
+from etl.pipeline import Month, process_file, quarantine, write_outputs
+from etl.specs import DATASETS
 
 
 class _Commands(TyperGroup):
@@ -35,9 +38,86 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 
 @app.callback()
 def _root() -> None:
     """Own an AWS data platform as code (S3 data lake, Polars ETL on Lambda, RDS PostgreSQL)."""
+
+
+# --- ETL -----------------------------------------------------------------------------------------
+
+
+def _check_month(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            Month.parse(value)
+        except UsageError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
+def _check_dataset(value: str | None) -> str | None:
+    if value is not None and value not in DATASETS:
+        raise typer.BadParameter(f"{value!r} is not one of: {', '.join(DATASETS)}")
+    return value
+
+
+@app.command()
+def process(
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A TLC trip file: Parquet, CSV or .csv.gz (the format is read from its content).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    *,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output directory: clean/, rejects/, report.json, or quarantine/ for a bad file.",
+            file_okay=False,
+        ),
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Dataset of the file: {' or '.join(DATASETS)}. Default: read from a TLC file "
+            "name like yellow_tripdata_2024-01.parquet.",
+            callback=_check_dataset,
+            show_default=False,
+        ),
+    ] = None,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            help="Month the file covers, YYYY-MM. Default: read from the TLC file name.",
+            callback=_check_month,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Clean one NYC TLC trip file: every row ends up in clean/ or in rejects/ with a reason.
+
+    A file that cannot be processed as a whole (empty, truncated, not a table, a required column
+    missing, unknown dataset) is copied to OUT/quarantine/ with a .error.json saying why, and the
+    command exits with status 3.
+    """
+    try:
+        result = process_file(input_file, dataset=dataset, month=month)
+    except UnprocessableInput as error:
+        quarantine(input_file, out, error, input_file.name)
+        raise
+    paths = write_outputs(result, out)
+    report = result.report
+    typer.echo(
+        f"{result.spec.name} {result.month}: {report['rows_in']} rows in, "
+        f"{report['rows_clean']} clean, {report['rows_rejected']} rejected -> {paths.report.parent}"
+    )

@@ -1,0 +1,215 @@
+"""Process one TLC trip file: read, normalise, derive, validate, split into clean rows, rejects and
+a quality report. The local CLI and the Lambda handler both call `process_file`; only where the
+results are written differs (`write_outputs` here, S3 in the handler).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from etl import transform
+from etl.errors import UnprocessableInput, UsageError
+from etl.master_data import zone_ids
+from etl.report import build_report
+from etl.rules import RuleContext
+from etl.settings import EtlSettings
+from etl.sources import name_hints, read_input
+from etl.specs import DATASETS, DatasetSpec
+
+
+@dataclass(frozen=True)
+class Month:
+    """A calendar month, e.g. 2024-01."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """Parse `YYYY-MM`; raise `UsageError` otherwise."""
+        try:
+            start = datetime.strptime(text, "%Y-%m")
+        except ValueError:
+            raise UsageError(f"month {text!r} is not YYYY-MM (for example 2024-01)") from None
+        return cls(start.year, start.month)
+
+    @property
+    def start(self) -> datetime:
+        """Midnight on the first day of the month (naive, New York local time like the data)."""
+        return datetime(self.year, self.month, 1)
+
+    @property
+    def end(self) -> datetime:
+        """Midnight on the first day of the next month."""
+        return datetime(self.year + self.month // 12, self.month % 12 + 1, 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+@dataclass
+class ProcessResult:
+    """The outcome of processing one input."""
+
+    spec: DatasetSpec
+    month: Month
+    stem: str
+    """Base name for the outputs, e.g. `yellow_tripdata_2024-01`."""
+    clean: pl.DataFrame
+    rejects: pl.DataFrame
+    report: dict[str, Any]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_dataset(source_name: str, dataset: str | None) -> DatasetSpec:
+    """The dataset an input belongs to: the explicit option, else its TLC file name."""
+    if dataset is not None:
+        if dataset not in DATASETS:
+            raise UnprocessableInput("unknown_dataset", _unknown_dataset(dataset))
+        return DATASETS[dataset]
+    prefix = name_hints(source_name).file_prefix
+    for spec in DATASETS.values():
+        if spec.file_prefix == prefix:
+            return spec
+    if prefix is not None:
+        raise UnprocessableInput("unknown_dataset", _unknown_dataset(prefix.split("_")[0]))
+    raise UnprocessableInput(
+        "unknown_dataset",
+        f"cannot tell the dataset from the name {source_name!r}: name it like "
+        "yellow_tripdata_2024-01.parquet or pass --dataset",
+    )
+
+
+def _unknown_dataset(name: str) -> str:
+    return f"unknown dataset {name!r}: known datasets are {', '.join(DATASETS)}"
+
+
+def resolve_month(source_name: str, month: str | None) -> Month:
+    """The month an input covers: the explicit option, else its TLC file name."""
+    if month is not None:
+        return Month.parse(month)
+    hinted = name_hints(source_name).month
+    if hinted is None:
+        raise UnprocessableInput(
+            "unknown_month",
+            f"cannot tell the month from the name {source_name!r}: name it like "
+            "yellow_tripdata_2024-01.parquet or pass --month YYYY-MM",
+        )
+    return Month.parse(hinted)
+
+
+def process_file(
+    path: Path,
+    *,
+    source_name: str | None = None,
+    dataset: str | None = None,
+    month: str | None = None,
+    settings: EtlSettings | None = None,
+) -> ProcessResult:
+    """Process the file at `path`. `source_name` (default: the file's name) is what dataset and
+    month are read from, e.g. the S3 key. Raises `UnprocessableInput` when the input cannot be
+    processed as a whole; every row of a processable input ends up clean or rejected."""
+    settings = settings or EtlSettings()
+    name = Path(source_name or path.name).name
+    spec = resolve_dataset(name, dataset)
+    period = resolve_month(name, month)
+
+    started = time.perf_counter()
+    raw_input = read_input(path)
+    read_done = time.perf_counter()
+
+    plan = transform.plan_schema(raw_input.schema, spec)
+    context = RuleContext(
+        settings=settings,
+        month_start=period.start,
+        month_end=period.end,
+        present=plan.present,
+        sources=plan.sources,
+        zone_ids=zone_ids(),
+    )
+    derived = (
+        raw_input.frame.lazy()
+        .pipe(transform.normalise, spec, plan)
+        .pipe(transform.derive)
+        .pipe(transform.add_row_hash, raw_input.columns)
+        .collect()
+    )
+    validated = (
+        transform.mark_duplicates(derived, raw_input.columns)
+        .lazy()
+        .pipe(transform.validate, spec, context)
+        .collect()
+    )
+    clean = transform.clean_rows(validated, spec)
+    rejects = transform.reject_rows(validated, raw_input.columns)
+    if clean.height + rejects.height != validated.height:
+        raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")
+    report = build_report(
+        source=name,
+        spec=spec,
+        month=str(period),
+        raw_input=raw_input,
+        plan=plan,
+        validated=validated,
+        context=context,
+        settings=settings,
+    )
+    done = time.perf_counter()
+    timings = {
+        "read": round((read_done - started) * 1000, 1),
+        "transform": round((done - read_done) * 1000, 1),
+    }
+    stem = name.split(".", 1)[0] or "input"
+    return ProcessResult(spec, period, stem, clean, rejects, report, timings)
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where `write_outputs` put a result."""
+
+    clean: Path
+    rejects: Path
+    report: Path
+
+
+def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
+    """Write clean/<stem>.parquet, rejects/<stem>.parquet and report.json under `out_dir`."""
+    started = time.perf_counter()
+    paths = OutputPaths(
+        clean=out_dir / "clean" / f"{result.stem}.parquet",
+        rejects=out_dir / "rejects" / f"{result.stem}.parquet",
+        report=out_dir / "report.json",
+    )
+    for path in (paths.clean, paths.rejects):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    result.clean.write_parquet(paths.clean)
+    result.rejects.write_parquet(paths.rejects)
+    timings = {**result.timings_ms, "write": round((time.perf_counter() - started) * 1000, 1)}
+    timings["total"] = round(sum(timings.values()), 1)
+    report = {**result.report, "timings_ms": timings}
+    paths.report.write_text(json.dumps(report, indent=2) + "\n")
+    return paths
+
+
+def quarantine(path: Path, out_dir: Path, error: UnprocessableInput, source_name: str) -> Path:
+    """Copy the input byte for byte to quarantine/<name> with <name>.error.json beside it."""
+    target_dir = out_dir / "quarantine"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / source_name
+    shutil.copyfile(path, target)
+    details = {
+        "source": source_name,
+        "code": error.code,
+        "reason": error.reason,
+        "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (target_dir / f"{source_name}.error.json").write_text(json.dumps(details, indent=2) + "\n")
+    return target

@@ -1,0 +1,65 @@
+"""ETL settings: one typed object, every field documented with its default and valid range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from etl.errors import UsageError
+
+# Refunds and corrections legitimately carry negative amounts: TLC's data dictionary codes them as
+# 3 (no charge), 4 (dispute) and 6 (voided trip). Any other payment type with a negative amount is
+# rejected as `negative_amount`.
+REFUND_PAYMENT_TYPES: tuple[int, ...] = (3, 4, 6)
+
+
+@dataclass(frozen=True)
+class CoordinateBounds:
+    """A longitude/latitude box in degrees (WGS84) that coordinate-era trips must fall inside."""
+
+    min_longitude: float = -74.30
+    """West edge. Default -74.30 (west of Newark Airport)."""
+    max_longitude: float = -73.60
+    """East edge. Default -73.60 (east of JFK and the Queens/Nassau line)."""
+    min_latitude: float = 40.45
+    """South edge. Default 40.45 (south of Staten Island)."""
+    max_latitude: float = 41.00
+    """North edge. Default 41.00 (north of the Bronx)."""
+
+
+@dataclass(frozen=True)
+class EtlSettings:
+    """Thresholds of the validation rules. The defaults suit NYC TLC yellow and green data."""
+
+    max_trip_duration_minutes: float = 720.0
+    """Longest plausible trip (`duration_too_long` above it). Default 720 (12 h); range 1–10080."""
+    month_grace_hours: float = 24.0
+    """How far outside the file's month a pickup may fall before `pickup_outside_month`.
+    Default 24 h (trips that started just before midnight on a month boundary); range 0–744."""
+    max_distance_miles: float = 250.0
+    """Longest plausible trip distance (`distance_out_of_bounds` above it). Default 250; 1–10000."""
+    max_amount_usd: float = 2500.0
+    """Largest plausible absolute value of any money column (`absurd_amount` above it).
+    Default 2500; range 1–1e6."""
+    max_speed_mph: float = 100.0
+    """Fastest plausible average speed over a trip (`implausible_speed` above it). Default 100."""
+    refund_payment_types: tuple[int, ...] = REFUND_PAYMENT_TYPES
+    """Payment types whose rows may carry negative amounts. Default (3, 4, 6)."""
+    coordinate_bounds: CoordinateBounds = field(default_factory=CoordinateBounds)
+    """Box that pickups and dropoffs of the coordinate era (until mid-2016) must fall inside."""
+
+    def __post_init__(self) -> None:
+        _check_range("max_trip_duration_minutes", self.max_trip_duration_minutes, 1, 10_080)
+        _check_range("month_grace_hours", self.month_grace_hours, 0, 744)
+        _check_range("max_distance_miles", self.max_distance_miles, 1, 10_000)
+        _check_range("max_amount_usd", self.max_amount_usd, 1, 1_000_000)
+        _check_range("max_speed_mph", self.max_speed_mph, 1, 1_000)
+        bounds = self.coordinate_bounds
+        if not (-180 <= bounds.min_longitude < bounds.max_longitude <= 180):
+            raise UsageError("coordinate_bounds: longitudes must satisfy -180 <= min < max <= 180")
+        if not (-90 <= bounds.min_latitude < bounds.max_latitude <= 90):
+            raise UsageError("coordinate_bounds: latitudes must satisfy -90 <= min < max <= 90")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise UsageError(f"{name}={value} is out of range: use a value from {low} to {high}")

@@ -1,0 +1,285 @@
+"""Dataset specs: the columns, aliases, types and rules of each TLC dataset, as data.
+
+Adding a dataset (say FHV) means adding a `DatasetSpec` to `DATASETS`; the pipeline has no
+per-dataset branches. Column names in specs are the canonical (clean) names; `aliases` are the
+names TLC has used for the column over the years, matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import polars as pl
+
+from etl import rules
+from etl.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS
+
+
+class ColumnType(StrEnum):
+    """How a column is normalised, and its type in the clean output."""
+
+    INTEGER = "integer"
+    """Whole numbers (Int32). Floats are accepted when integral (2022–23 files store 1.0)."""
+    FLOAT = "float"
+    """Decimal numbers (Float64)."""
+    TIMESTAMP = "timestamp"
+    """Naive New York local time (Datetime, microseconds), whatever the input unit."""
+    CODE = "code"
+    """A short text code, stripped and upper-cased (String), e.g. store_and_fwd_flag Y/N."""
+
+    @property
+    def dtype(self) -> pl.DataType:
+        """The column's Polars type in the clean output."""
+        return _DTYPES[self]
+
+
+_DTYPES: dict[ColumnType, pl.DataType] = {
+    ColumnType.INTEGER: pl.Int32(),
+    ColumnType.FLOAT: pl.Float64(),
+    ColumnType.TIMESTAMP: pl.Datetime("us"),
+    ColumnType.CODE: pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a dataset."""
+
+    name: str
+    """Canonical snake_case name in the clean output."""
+    type: ColumnType
+    aliases: tuple[str, ...] = ()
+    """Names TLC has used for it; the first is the one shown in error messages."""
+    required: bool = False
+    """A file without this column cannot be processed and is quarantined. Optional columns that
+    are absent become null."""
+
+    @property
+    def display_name(self) -> str:
+        """The name a user knows from the TLC files (first alias, else the canonical name)."""
+        return self.aliases[0] if self.aliases else self.name
+
+    @property
+    def match_names(self) -> frozenset[str]:
+        """Lower-cased names that identify this column in an input."""
+        return frozenset(name.lower() for name in (self.name, *self.aliases))
+
+
+DERIVED_COLUMNS: dict[str, pl.DataType] = {
+    "trip_duration_minutes": pl.Float64(),
+    "average_speed_mph": pl.Float64(),
+    "pickup_date": pl.Date(),
+    "pickup_hour": pl.Int8(),
+}
+"""Columns the pipeline derives for every dataset (see `etl.transform.derive`)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the pipeline knows about one TLC dataset."""
+
+    name: str
+    """Short name used in options and S3 prefixes, e.g. `yellow`."""
+    file_prefix: str
+    """TLC file name prefix, e.g. `yellow_tripdata` in `yellow_tripdata_2024-01.parquet`."""
+    columns: tuple[ColumnSpec, ...]
+    location_groups: tuple[tuple[str, ...], ...]
+    """A file must carry at least one complete group: zone IDs (from mid-2016) or coordinates."""
+    rules: tuple[rules.Rule, ...]
+    """Checked in this order; a rejected row's reason is the first rule it fails."""
+
+    def column(self, name: str) -> ColumnSpec:
+        """The column called `name` (canonical)."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def clean_schema(self) -> pl.Schema:
+        """The clean output's schema: identical for every vintage of the dataset's files."""
+        return pl.Schema(
+            [(column.name, column.type.dtype) for column in self.columns]
+            + list(DERIVED_COLUMNS.items())
+        )
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Reject reason codes in the order rules are checked."""
+        return tuple(rule.reason for rule in self.rules)
+
+
+INT, FLOAT, TIME, CODE = ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.TIMESTAMP, ColumnType.CODE
+
+ZONE_COLUMNS = ("pu_location_id", "do_location_id")
+COORDINATE_COLUMNS = (
+    "pickup_longitude",
+    "pickup_latitude",
+    "dropoff_longitude",
+    "dropoff_latitude",
+)
+
+
+def _location_columns() -> tuple[ColumnSpec, ...]:
+    return (
+        ColumnSpec("pu_location_id", INT, ("PULocationID",)),
+        ColumnSpec("do_location_id", INT, ("DOLocationID",)),
+        ColumnSpec("pickup_longitude", FLOAT, ("pickup_longitude",)),
+        ColumnSpec("pickup_latitude", FLOAT, ("pickup_latitude",)),
+        ColumnSpec("dropoff_longitude", FLOAT, ("dropoff_longitude",)),
+        ColumnSpec("dropoff_latitude", FLOAT, ("dropoff_latitude",)),
+    )
+
+
+def _trip_rules(
+    money: Sequence[str], extra_codes: Sequence[rules.Rule] = ()
+) -> tuple[rules.Rule, ...]:
+    """The rules shared by the street-hail datasets, in the documented order."""
+    return (
+        rules.MalformedLine(),
+        rules.UnparseableValue(),
+        rules.MissingValue(
+            "missing_timestamp",
+            ("pickup_datetime", "dropoff_datetime"),
+            "pickup or dropoff time missing",
+        ),
+        rules.NotAfter(
+            "dropoff_not_after_pickup",
+            "pickup_datetime",
+            "dropoff_datetime",
+            "dropoff at or before pickup",
+        ),
+        rules.DurationOver(),
+        rules.OutsideMonth(
+            "pickup_outside_month",
+            "pickup_datetime",
+            "pickup outside the file's month (plus month_grace_hours)",
+        ),
+        rules.NotInZones("unknown_location", ZONE_COLUMNS, "location ID not in the zone lookup"),
+        rules.BadCoordinates(
+            "invalid_coordinates",
+            (("pickup_longitude", "pickup_latitude"), ("dropoff_longitude", "dropoff_latitude")),
+            "coordinates missing, out of range or outside coordinate_bounds",
+        ),
+        rules.NotInCodes(
+            "invalid_vendor", "vendor_id", tuple(VENDORS), False, "vendor not in the dictionary"
+        ),
+        rules.NotInCodes(
+            "invalid_rate_code", "rate_code_id", tuple(RATE_CODES), True, "rate code not 1–6 or 99"
+        ),
+        rules.NotInCodes(
+            "invalid_payment_type",
+            "payment_type",
+            tuple(PAYMENT_TYPES),
+            True,
+            "payment type not 0–6",
+        ),
+        rules.NotInCodes(
+            "invalid_store_and_fwd_flag",
+            "store_and_fwd_flag",
+            ("Y", "N"),
+            True,
+            "store_and_fwd_flag not Y or N",
+        ),
+        *extra_codes,
+        rules.MissingValue(
+            "missing_fare", ("fare_amount", "total_amount"), "fare or total missing"
+        ),
+        rules.NegativeAmount(
+            "negative_amount", tuple(money), "negative amount on a non-refund payment type"
+        ),
+        rules.AbsurdAmount("absurd_amount", tuple(money), "amount above max_amount_usd"),
+        rules.DistanceOutOfBounds(
+            "distance_out_of_bounds",
+            "trip_distance",
+            "distance missing, negative or above max_distance_miles",
+        ),
+        rules.SpeedOver(),
+        rules.DuplicateRow(),
+    )
+
+
+_COMMON_MONEY = (
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "improvement_surcharge",
+    "total_amount",
+    "congestion_surcharge",
+    "cbd_congestion_fee",
+)
+
+YELLOW = DatasetSpec(
+    name="yellow",
+    file_prefix="yellow_tripdata",
+    columns=(
+        ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
+        ColumnSpec("pickup_datetime", TIME, ("tpep_pickup_datetime",), True),
+        ColumnSpec("dropoff_datetime", TIME, ("tpep_dropoff_datetime",), True),
+        ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
+        ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
+        ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
+        ColumnSpec("store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True),
+        *_location_columns(),
+        ColumnSpec("payment_type", INT, ("payment_type",), required=True),
+        ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
+        ColumnSpec("extra", FLOAT, ("extra",), required=True),
+        ColumnSpec("mta_tax", FLOAT, ("mta_tax",), required=True),
+        ColumnSpec("tip_amount", FLOAT, ("tip_amount",), required=True),
+        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount",), required=True),
+        ColumnSpec("improvement_surcharge", FLOAT, ("improvement_surcharge",)),
+        ColumnSpec("total_amount", FLOAT, ("total_amount",), required=True),
+        ColumnSpec("congestion_surcharge", FLOAT, ("congestion_surcharge",)),
+        ColumnSpec("airport_fee", FLOAT, ("Airport_fee",)),
+        ColumnSpec("cbd_congestion_fee", FLOAT, ("cbd_congestion_fee",)),
+    ),
+    location_groups=(ZONE_COLUMNS, COORDINATE_COLUMNS),
+    rules=_trip_rules((*_COMMON_MONEY, "airport_fee")),
+)
+
+GREEN = DatasetSpec(
+    name="green",
+    file_prefix="green_tripdata",
+    columns=(
+        ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
+        ColumnSpec("pickup_datetime", TIME, ("lpep_pickup_datetime",), required=True),
+        ColumnSpec("dropoff_datetime", TIME, ("lpep_dropoff_datetime",), required=True),
+        ColumnSpec("store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True),
+        ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
+        *_location_columns(),
+        ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
+        ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
+        ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
+        ColumnSpec("extra", FLOAT, ("extra",), required=True),
+        ColumnSpec("mta_tax", FLOAT, ("mta_tax",), required=True),
+        ColumnSpec("tip_amount", FLOAT, ("tip_amount",), required=True),
+        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount",), required=True),
+        ColumnSpec("ehail_fee", FLOAT, ("ehail_fee",)),
+        ColumnSpec("improvement_surcharge", FLOAT, ("improvement_surcharge",)),
+        ColumnSpec("total_amount", FLOAT, ("total_amount",), required=True),
+        ColumnSpec("payment_type", INT, ("payment_type",), required=True),
+        ColumnSpec("trip_type", INT, ("trip_type",), required=True),
+        ColumnSpec("congestion_surcharge", FLOAT, ("congestion_surcharge",)),
+        ColumnSpec("cbd_congestion_fee", FLOAT, ("cbd_congestion_fee",)),
+    ),
+    location_groups=(ZONE_COLUMNS, COORDINATE_COLUMNS),
+    rules=_trip_rules(
+        (*_COMMON_MONEY, "ehail_fee"),
+        extra_codes=(
+            rules.NotInCodes(
+                "invalid_trip_type",
+                "trip_type",
+                tuple(TRIP_TYPES),
+                True,
+                "trip type not 1 (street-hail) or 2 (dispatch)",
+            ),
+        ),
+    ),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (YELLOW, GREEN)}
+"""Every dataset the pipeline can process, by name."""

@@ -1,0 +1,241 @@
+"""The pure transforms of the pipeline: LazyFrame (or DataFrame) in, same out, no I/O.
+
+plan_schema   input schema + spec        -> SchemaPlan (which input column feeds which
+                                            canonical column, casts, missing, unexpected)
+normalise     raw rows                   -> + canonical columns, typed
+derive        normalised rows            -> + trip_duration_minutes, average_speed_mph, ...
+validate      derived rows               -> + reject_reason (first failing rule, else null)
+mark_duplicates (eager; see its docstring)
+clean_rows / reject_rows                 -> the two outputs
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from etl.errors import UnprocessableInput
+from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_HASH, ROW_INDEX, RuleContext, raw
+from etl.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
+
+REJECT_REASON = "reject_reason"
+NEW_YORK = "America/New_York"
+_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%m/%d/%Y %I:%M:%S %p")
+"""Text timestamps TLC has published: ISO-like in trip files, US style on the open-data portal."""
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """How one input's columns map onto a dataset's canonical columns. Pure data, built from the
+    input's schema alone, so it can be checked before any row is touched."""
+
+    sources: Mapping[str, str]
+    """Canonical column -> input column it is read from."""
+    input_types: Mapping[str, pl.DataType]
+    """Canonical column -> the input column's type."""
+    missing_optional: tuple[str, ...]
+    """Optional canonical columns the input lacks (they become null)."""
+    unexpected: tuple[str, ...]
+    """Input columns no canonical column claims (kept in rejects, reported, never fatal)."""
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Input column -> canonical name, where they differ."""
+        return {source: name for name, source in self.sources.items() if source != name}
+
+    def casts(self, spec: DatasetSpec) -> dict[str, str]:
+        """Canonical column -> "input type -> clean type", where they differ."""
+        result = {}
+        for name, source_type in self.input_types.items():
+            target = spec.column(name).type.dtype
+            if source_type != target:
+                result[name] = f"{source_type} -> {target}"
+        return result
+
+    @property
+    def present(self) -> frozenset[str]:
+        """Canonical columns the input carries."""
+        return frozenset(self.sources)
+
+
+def plan_schema(input_schema: pl.Schema, spec: DatasetSpec) -> SchemaPlan:
+    """Match input columns to the spec case-insensitively; raise `UnprocessableInput` naming the
+    first required column the input lacks."""
+    by_lower: dict[str, str] = {}
+    for name in input_schema.names():
+        by_lower.setdefault(name.lower(), name)
+    sources: dict[str, str] = {}
+    for column in spec.columns:
+        source = next((by_lower[n] for n in sorted(column.match_names) if n in by_lower), None)
+        if source is not None:
+            sources[column.name] = source
+    for column in spec.columns:
+        if column.required and column.name not in sources:
+            raise _missing(column)
+    if not any(set(group) <= sources.keys() for group in spec.location_groups):
+        first_group = spec.location_groups[0]
+        missing = next(name for name in first_group if name not in sources)
+        raise _missing(spec.column(missing), alternatives=spec.location_groups[1:], spec=spec)
+    claimed = set(sources.values())
+    return SchemaPlan(
+        sources=sources,
+        input_types={name: input_schema[source] for name, source in sources.items()},
+        missing_optional=tuple(c.name for c in spec.columns if c.name not in sources),
+        unexpected=tuple(name for name in input_schema.names() if name not in claimed),
+    )
+
+
+def _missing(
+    column: ColumnSpec,
+    alternatives: tuple[tuple[str, ...], ...] = (),
+    spec: DatasetSpec | None = None,
+) -> UnprocessableInput:
+    message = f"missing required column {column.display_name}"
+    if alternatives and spec is not None:
+        options = " or ".join(
+            ", ".join(spec.column(name).display_name for name in group) for group in alternatives
+        )
+        message += f" (or the coordinate columns {options})"
+    return UnprocessableInput("missing_column", message)
+
+
+def normalise(frame: pl.LazyFrame, spec: DatasetSpec, plan: SchemaPlan) -> pl.LazyFrame:
+    """Add every canonical column of `spec`, typed, read from its input column; absent optional
+    columns become typed nulls. A value that cannot be converted becomes null, which the
+    `unparseable_value` rule then catches (its input column is not null)."""
+    return frame.with_columns(
+        [
+            _convert(pl.col(raw(plan.sources[column.name])), plan.input_types[column.name], column)
+            if column.name in plan.sources
+            else pl.lit(None, dtype=column.type.dtype).alias(column.name)
+            for column in spec.columns
+        ]
+    )
+
+
+def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr:
+    target = column.type.dtype
+    if column.type is ColumnType.INTEGER:
+        if source.is_integer():
+            converted = value.cast(target, strict=False)
+        else:
+            number = _as_float(value, source)
+            # Integral floats (1.0, as in 2022–23 files) are fine; 1.5 passengers is not.
+            converted = pl.when(number == number.floor()).then(number.cast(target, strict=False))
+    elif column.type is ColumnType.FLOAT:
+        converted = _as_float(value, source)
+    elif column.type is ColumnType.TIMESTAMP:
+        converted = _as_timestamp(value, source)
+    else:
+        converted = value.cast(pl.String, strict=False).str.strip_chars().str.to_uppercase()
+    return converted.alias(column.name)
+
+
+def _as_float(value: pl.Expr, source: pl.DataType) -> pl.Expr:
+    if source == pl.String:
+        value = value.str.strip_chars()
+    number = value.cast(pl.Float64, strict=False)
+    # NaN and infinities are not amounts or distances: treat them as unparseable.
+    return pl.when(number.is_finite()).then(number)
+
+
+def _as_timestamp(value: pl.Expr, source: pl.DataType) -> pl.Expr:
+    target = pl.Datetime("us")
+    if isinstance(source, pl.Datetime):
+        if source.time_zone is not None:
+            value = value.dt.convert_time_zone(NEW_YORK).dt.replace_time_zone(None)
+        return value.cast(target)
+    if source == pl.Date:
+        return value.cast(target)
+    text = value.cast(pl.String, strict=False).str.strip_chars()
+    return pl.coalesce(
+        [text.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in _TIMESTAMP_FORMATS]
+    )
+
+
+def derive(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the derived columns: duration in minutes, average speed in mph (null for zero-length
+    trips), pickup date and hour."""
+    duration = (
+        pl.col("dropoff_datetime") - pl.col("pickup_datetime")
+    ).dt.total_microseconds() / 60_000_000
+    return frame.with_columns(
+        trip_duration_minutes=duration,
+        average_speed_mph=pl.when(duration > 0).then(pl.col("trip_distance") / (duration / 60)),
+        pickup_date=pl.col("pickup_datetime").dt.date(),
+        pickup_hour=pl.col("pickup_datetime").dt.hour().cast(pl.Int8),
+    )
+
+
+def add_row_hash(frame: pl.LazyFrame, input_columns: tuple[str, ...]) -> pl.LazyFrame:
+    """Add a 64-bit hash of the row as read, the cheap first step of `mark_duplicates`."""
+    return frame.with_columns(
+        pl.struct([raw(name) for name in input_columns], MALFORMED_LINE)
+        .hash(seed=0)
+        .alias(ROW_HASH)
+    )
+
+
+def mark_duplicates(frame: pl.DataFrame, input_columns: tuple[str, ...]) -> pl.DataFrame:
+    """Flag rows that exactly repeat an earlier row in every input column.
+
+    An exact distinct over a struct of all columns costs about a second per 2M rows. Instead:
+    find hashes that occur more than once (a sort, tens of milliseconds), then compare only the
+    rows carrying them, exactly. A hash collision therefore never rejects a unique row."""
+    hashes = frame.get_column(ROW_HASH).sort()
+    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    if repeated.is_empty():
+        return frame.with_columns(pl.lit(value=False).alias(DUPLICATE_FLAG))
+    candidates = frame.filter(pl.col(ROW_HASH).is_in(repeated.implode()))
+    row_columns = [*(raw(name) for name in input_columns), MALFORMED_LINE]
+    duplicates = candidates.filter(~pl.struct(row_columns).is_first_distinct()).get_column(
+        ROW_INDEX
+    )
+    return frame.with_columns(pl.col(ROW_INDEX).is_in(duplicates.implode()).alias(DUPLICATE_FLAG))
+
+
+def validate(frame: pl.LazyFrame, spec: DatasetSpec, context: RuleContext) -> pl.LazyFrame:
+    """Add `reject_reason`: the reason of the first rule (in spec order) the row fails, else null.
+
+    A rule whose expression is null for a row (a comparison with a null) does not fail it: nulls
+    are the business of the explicit missing-value rules."""
+    checks = []
+    for rule in spec.rules:
+        failing = rule.failing(context)
+        if failing is not None:
+            checks.append(pl.when(failing.fill_null(value=False)).then(pl.lit(rule.reason)))
+    return frame.with_columns(pl.coalesce(checks).alias(REJECT_REASON))
+
+
+def clean_rows(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """The rows no rule rejected, in the dataset's clean schema."""
+    schema = spec.clean_schema
+    return frame.filter(pl.col(REJECT_REASON).is_null()).select(
+        [pl.col(name).cast(dtype) for name, dtype in schema.items()]
+    )
+
+
+def reject_rows(frame: pl.DataFrame, input_columns: tuple[str, ...]) -> pl.DataFrame:
+    """The rejected rows: every input column as read (original names and types), their position
+    in the input, `raw_line` (the text of a malformed CSV line, else null) and `reject_reason`."""
+    keep = [pl.col(raw(name)).alias(name) for name in input_columns]
+    return frame.filter(pl.col(REJECT_REASON).is_not_null()).select(
+        *keep, ROW_INDEX, MALFORMED_LINE, REJECT_REASON
+    )
+
+
+__all__ = [
+    "DERIVED_COLUMNS",
+    "REJECT_REASON",
+    "SchemaPlan",
+    "add_row_hash",
+    "clean_rows",
+    "derive",
+    "mark_duplicates",
+    "normalise",
+    "plan_schema",
+    "reject_rows",
+    "validate",
+]
