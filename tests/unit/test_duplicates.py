@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from etl import transform
-from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_HASH, ROW_INDEX, raw
+from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_INDEX, raw
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 
@@ -33,13 +33,10 @@ def test_rows_differing_in_one_column_are_not_duplicates(process_rows: ProcessRo
 def test_hash_collision_never_rejects_a_unique_row() -> None:
     # The hash only picks candidates; the exact comparison decides. Force every hash equal.
     frame = pl.DataFrame(
-        {
-            ROW_INDEX: [0, 1, 2],
-            raw("a"): [1, 2, 1],
-            MALFORMED_LINE: [None, None, None],
-            ROW_HASH: [7, 7, 7],
-        },
-        schema_overrides={ROW_INDEX: pl.UInt32, MALFORMED_LINE: pl.String, ROW_HASH: pl.UInt64},
+        {ROW_INDEX: [0, 1, 2], raw("a"): [1, 2, 1], MALFORMED_LINE: [None, None, None]},
+        schema_overrides={ROW_INDEX: pl.UInt32, MALFORMED_LINE: pl.String},
     )
-    flagged = transform.mark_duplicates(frame, ("a",)).get_column(DUPLICATE_FLAG).to_list()
+    colliding = pl.Series([7, 7, 7], dtype=pl.UInt64)
+    marked = transform.mark_duplicates(frame, ("a",), hashes=colliding)
+    flagged = marked.get_column(DUPLICATE_FLAG).to_list()
     assert flagged == [False, False, True]
