@@ -15,6 +15,7 @@ root resource first, so several runs (dev, then prod) can share one process.
 from __future__ import annotations
 
 import hashlib
+import logging
 import runpy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class RecordedResource:
     inputs: dict[str, Any]
     """The inputs; secret values are wrapped as Pulumi's RPC secrets (see `is_secret`)."""
     outputs: dict[str, Any]
-    """What the mocks answered (inputs plus computed ids, ARNs and names)."""
+    """What the mocks answered: the inputs plus computed outputs (ARNs, names) and `id`."""
     dependencies: tuple[str, ...]
     """URNs of the resources this one depends on (inputs and `depends_on`)."""
 
@@ -61,10 +62,14 @@ class Export:
 class ProgramRun:
     """Everything one run of the program registered and exported."""
 
+    stack: str
     resources: list[RecordedResource]
     exports: dict[str, Export]
     invokes: list[str] = field(default_factory=list)
     """The invoke tokens the program called, in order."""
+    warnings: list[str] = field(default_factory=list)
+    """Warnings the program logged to the engine (pulumi-aws logs one for every deprecated
+    resource or argument used)."""
 
     def by_type(self, type_: str) -> list[RecordedResource]:
         """Every recorded resource of one type token, e.g. `aws:s3/bucket:Bucket`."""
@@ -112,6 +117,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
         self.invokes: list[str] = []
+        self.registered: list[str] = []
+        """Every `type::name` the program asked to create, in order (kept even if it fails)."""
 
     def call(
         self, args: pulumi.runtime.MockCallArgs
@@ -151,6 +158,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return results[args.token], []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.registered.append(f"{args.typ}::{args.name}")
         computed = self._computed(args.typ, args.name, args.inputs)
         resource_id = str(computed.pop("id", f"{args.name}-id"))
         return resource_id, {**args.inputs, **computed}
@@ -240,6 +248,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return out
 
 
+class _Collect(logging.Handler):
+    """Keeps the messages the program logs to the (mock) engine at warning level and above."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """The mocks' monitor, also remembering each registration's parent, kind and dependencies."""
 
@@ -271,20 +290,31 @@ def run_program(
     stack: str,
     config: Mapping[str, str],
     secret_keys: Sequence[str] = (),
+    recording_mocks: RecordingMocks | None = None,
 ) -> ProgramRun:
     """Run `program` (a `__main__.py`) under mocks with `config` (full `project:key` names).
 
-    Raises whatever the program raises (e.g. a `SettingsError` before any resource exists).
+    Raises whatever the program raises (e.g. a `SettingsError` before any resource exists); pass
+    `recording_mocks` to see afterwards what was registered before it failed.
     """
-    region = config.get("aws:region", DEFAULT_REGION)
-    recording_mocks = RecordingMocks(region=region)
+    if recording_mocks is None:
+        recording_mocks = RecordingMocks(region=config.get("aws:region", DEFAULT_REGION))
     monitor = RecordingMonitor(recording_mocks)
     # A fresh root stack per run; set_mocks only creates one when there is none.
     settings.ROOT.set(None)
     # Config first: the program reads it while it is being executed.
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+    engine_log = logging.getLogger(f"{__name__}.engine.{project}.{stack}")
+    engine_log.propagate = False
+    collect = _Collect()
+    engine_log.handlers = [collect]
     pulumi.runtime.set_mocks(
-        recording_mocks, project=project, stack=stack, preview=False, monitor=monitor
+        recording_mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        monitor=monitor,
+        logger=engine_log,
     )
 
     def execute() -> None:
@@ -293,7 +323,8 @@ def run_program(
     _sync_await(run_pulumi_func(execute))
     resources = []
     for urn, (type_, name, parent, custom, deps, inputs) in monitor.registrations.items():
-        state = monitor.resources[urn].state if urn in monitor.resources else {}
+        registration = monitor.resources.get(urn)
+        state = {**registration.state, "id": registration.id} if registration else {}
         stack_urn = parent.endswith(f"::pulumi:pulumi:Stack::{project}-{stack}")
         resources.append(
             RecordedResource(
@@ -308,9 +339,11 @@ def run_program(
             )
         )
     return ProgramRun(
+        stack=stack,
         resources=sorted(resources, key=lambda r: r.urn),
         exports=_exports(),
         invokes=list(recording_mocks.invokes),
+        warnings=list(collect.messages),
     )
 
 

@@ -198,6 +198,7 @@ def manifest(
         "bundle": dict(bundle),
         "resources": resources,
         "exports": exports,
+        "warnings": list(run.warnings),
     }
 
 
