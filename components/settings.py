@@ -263,9 +263,13 @@ class Settings:
     alarm_topic_arn: str | None
     """`alarmTopicArn`, default empty: an SNS topic ARN the alarms notify; empty for no action."""
     network: NetworkSettings
+    """The VPC's settings."""
     lake: LakeSettings
+    """The data lake's settings."""
     database: DatabaseSettings
+    """The database's settings, including the secret password."""
     processor: ProcessorSettings
+    """The processor's settings, including the bundle path."""
 
     @property
     def name_prefix(self) -> str:
