@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,7 +21,7 @@ from etl.specs import DATASETS
 class _Commands(TyperGroup):
     """The root command group: the one place where project errors become a line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click privately; Any avoids importing it
         try:
             return super().invoke(ctx)
         except DataplatformError as error:

@@ -10,6 +10,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from etl import transform
 from etl.errors import UnprocessableInput, UsageError
 from etl.master_data import zone_ids
 from etl.report import build_report
+from etl.report_html import render_html
 from etl.rules import RuleContext
 from etl.settings import EtlSettings
 from etl.sources import name_hints, read_input
-from etl.specs import DATASETS, DatasetSpec
+from etl.specs import DATASETS, ColumnType, DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,34 @@ class Month:
 
 @dataclass
 class ProcessResult:
-    """The outcome of processing one input."""
+    """The outcome of processing one input. `clean` and `rejects` are computed on first use, so a
+    caller that only writes them to files (`write_outputs`) streams the clean rows to Parquet
+    without holding a second copy in memory."""
 
     spec: DatasetSpec
     month: Month
     stem: str
     """Base name for the outputs, e.g. `yellow_tripdata_2024-01`."""
-    clean: pl.DataFrame
-    rejects: pl.DataFrame
+    validated: pl.DataFrame = field(repr=False)
+    """Every input row: columns as read, canonical and derived columns, `reject_code`."""
+    input_columns: tuple[str, ...]
     report: dict[str, Any]
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def clean_plan(self) -> pl.LazyFrame:
+        """The clean rows, in the dataset's clean schema, as a query."""
+        return transform.clean_rows(self.validated.lazy(), self.spec)
+
+    @cached_property
+    def clean(self) -> pl.DataFrame:
+        """The clean rows, in the dataset's clean schema."""
+        return self.clean_plan.collect()
+
+    @cached_property
+    def rejects(self) -> pl.DataFrame:
+        """The rejected rows: input columns as read, `source_row`, `raw_line`, `reject_reason`."""
+        return transform.reject_rows(self.validated.lazy(), self.spec, self.input_columns).collect()
 
 
 def resolve_dataset(source_name: str, dataset: str | None) -> DatasetSpec:
@@ -134,24 +154,16 @@ def process_file(
         present=plan.present,
         sources=plan.sources,
         zone_ids=zone_ids(),
-    )
-    derived = (
-        raw_input.frame.lazy()
-        .pipe(transform.normalise, spec, plan)
-        .pipe(transform.derive)
-        .pipe(transform.add_row_hash, raw_input.columns)
-        .collect()
+        float_columns=tuple(c.name for c in spec.columns if c.type is ColumnType.FLOAT),
     )
     validated = (
-        transform.mark_duplicates(derived, raw_input.columns)
+        transform.mark_duplicates(raw_input.frame, raw_input.columns)
         .lazy()
+        .pipe(transform.normalise, spec, plan)
+        .pipe(transform.derive)
         .pipe(transform.validate, spec, context)
         .collect()
     )
-    clean = transform.clean_rows(validated, spec)
-    rejects = transform.reject_rows(validated, raw_input.columns)
-    if clean.height + rejects.height != validated.height:
-        raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")
     report = build_report(
         source=name,
         spec=spec,
@@ -168,7 +180,9 @@ def process_file(
         "transform": round((done - read_done) * 1000, 1),
     }
     stem = name.split(".", 1)[0] or "input"
-    return ProcessResult(spec, period, stem, clean, rejects, report, timings)
+    if report["rows_clean"] + report["rows_rejected"] != report["rows_in"]:
+        raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")
+    return ProcessResult(spec, period, stem, validated, raw_input.columns, report, timings)
 
 
 @dataclass(frozen=True)
@@ -178,24 +192,27 @@ class OutputPaths:
     clean: Path
     rejects: Path
     report: Path
+    report_html: Path
 
 
 def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
-    """Write clean/<stem>.parquet, rejects/<stem>.parquet and report.json under `out_dir`."""
+    """Write clean/<stem>.parquet, rejects/<stem>.parquet, report.json and report.html."""
     started = time.perf_counter()
     paths = OutputPaths(
         clean=out_dir / "clean" / f"{result.stem}.parquet",
         rejects=out_dir / "rejects" / f"{result.stem}.parquet",
         report=out_dir / "report.json",
+        report_html=out_dir / "report.html",
     )
     for path in (paths.clean, paths.rejects):
         path.parent.mkdir(parents=True, exist_ok=True)
-    result.clean.write_parquet(paths.clean)
+    result.clean_plan.sink_parquet(paths.clean)
     result.rejects.write_parquet(paths.rejects)
     timings = {**result.timings_ms, "write": round((time.perf_counter() - started) * 1000, 1)}
     timings["total"] = round(sum(timings.values()), 1)
     report = {**result.report, "timings_ms": timings}
     paths.report.write_text(json.dumps(report, indent=2) + "\n")
+    paths.report_html.write_text(render_html(report))
     return paths
 
 

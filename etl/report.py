@@ -12,7 +12,7 @@ from etl.rules import RuleContext
 from etl.settings import EtlSettings
 from etl.sources import RawInput
 from etl.specs import COORDINATE_COLUMNS, ZONE_COLUMNS, DatasetSpec
-from etl.transform import REJECT_REASON, SchemaPlan
+from etl.transform import REJECT_CODE, SchemaPlan
 
 
 def build_report(
@@ -26,33 +26,52 @@ def build_report(
     context: RuleContext,
     settings: EtlSettings,
 ) -> dict[str, Any]:
-    """Summarise a validated frame (every input row, canonical columns and `reject_reason`)."""
-    rows_in = validated.height
-    reason_counts = validated.get_column(REJECT_REASON).drop_nulls().value_counts().iter_rows()
-    counted = dict(reason_counts)
-    reasons = {reason: counted[reason] for reason in spec.reasons if reason in counted}
-    rows_rejected = sum(reasons.values())
+    """Summarise a validated frame (every input row, canonical columns and `reject_code`)."""
     columns = [column.name for column in spec.columns]
-    nulls = validated.select(pl.col(columns).null_count()).row(0, named=True)
-    clean = validated.filter(pl.col(REJECT_REASON).is_null())
+    pickup = pl.col("pickup_datetime")
+    is_clean = pl.col(REJECT_CODE).is_null()
+    summary = validated.select(
+        pl.len().alias("rows_in"),
+        pl.col(columns).null_count().name.prefix("nulls:"),
+        pickup.min().alias("all_min"),
+        pickup.max().alias("all_max"),
+        pickup.filter(is_clean).min().alias("clean_min"),
+        pickup.filter(is_clean).max().alias("clean_max"),
+    ).row(0, named=True)
+    per_day = (
+        validated.lazy()
+        .select("pickup_date", REJECT_CODE)
+        .filter(is_clean)
+        .group_by("pickup_date")
+        .len()
+        .sort("pickup_date")
+        .collect()
+    )
+    counted = dict(validated.get_column(REJECT_CODE).drop_nulls().value_counts().iter_rows())
+    reasons = {reason: counted[code] for code, reason in enumerate(spec.reasons) if code in counted}
+    rows_in: int = summary["rows_in"]
+    rows_rejected = sum(reasons.values())
+    rows_clean = validated.get_column(REJECT_CODE).null_count()
     return {
         "source": source,
         "dataset": spec.name,
         "month": month,
         "format": raw_input.format.value,
         "rows_in": rows_in,
-        "rows_clean": rows_in - rows_rejected,
+        "rows_clean": rows_clean,
         "rows_rejected": rows_rejected,
         "reasons": reasons,
         "rule_order": list(spec.reasons),
         "null_rate": {
-            name: round(nulls[name] / rows_in, 6) if rows_in else 0.0 for name in columns
+            name: round(summary[f"nulls:{name}"] / rows_in, 6) if rows_in else 0.0
+            for name in columns
         },
         "pickup_range": {
-            "all_rows": _range(validated.get_column("pickup_datetime")),
-            "clean_rows": _range(clean.get_column("pickup_datetime")),
+            "all_rows": _range(summary["all_min"], summary["all_max"]),
+            "clean_rows": _range(summary["clean_min"], summary["clean_max"]),
             "month_window": [context.month_start.isoformat(), context.month_end.isoformat()],
         },
+        "trips_per_day": {day.isoformat(): count for day, count in per_day.iter_rows()},
         "schema": {
             "location_mode": _location_mode(plan),
             "renamed": plan.renamed,
@@ -65,8 +84,7 @@ def build_report(
     }
 
 
-def _range(values: pl.Series) -> dict[str, str | None]:
-    low, high = values.min(), values.max()
+def _range(low: object, high: object) -> dict[str, str | None]:
     return {
         "min": low.isoformat() if isinstance(low, datetime) else None,
         "max": high.isoformat() if isinstance(high, datetime) else None,

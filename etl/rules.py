@@ -24,7 +24,6 @@ ROW_INDEX = "source_row"
 """Zero-based position of the row in the input (CSV: data line order), kept with every reject."""
 MALFORMED_LINE = "raw_line"
 """CSV only: the whole text of a line that did not split into the header's number of fields."""
-ROW_HASH = "__row_hash"
 DUPLICATE_FLAG = "__duplicate"
 
 
@@ -45,6 +44,8 @@ class RuleContext:
     sources: Mapping[str, str]
     """Canonical column -> the input column it was read from."""
     zone_ids: tuple[int, ...]
+    float_columns: tuple[str, ...] = ()
+    """Canonical columns of floating-point type (checked for NaN and infinities)."""
 
 
 class Rule(Protocol):
@@ -72,16 +73,19 @@ class MalformedLine:
 
 @dataclass(frozen=True)
 class UnparseableValue:
-    """A value present in the input that cannot be read as its column's type ("abc" as a fare)."""
+    """A value present in the input that cannot be read as its column's type ("abc" as a fare),
+    or a number that is not finite (NaN, infinity)."""
 
     reason: str = "unparseable_value"
-    description: str = "a value that cannot be converted to its column's type"
+    description: str = "a value that cannot be converted to its column's type, or NaN/infinity"
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
         checks = [
             pl.col(raw(source)).is_not_null() & pl.col(name).is_null()
             for name, source in sorted(ctx.sources.items())
         ]
+        # NaN and infinities are not amounts or distances.
+        checks += [~pl.col(name).is_finite() for name in ctx.float_columns if name in ctx.sources]
         return pl.any_horizontal(checks) if checks else None
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import polars as pl
 
 from etl.errors import UnprocessableInput
-from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_HASH, ROW_INDEX, RuleContext, raw
+from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_INDEX, RuleContext, raw
 from etl.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
 
 REJECT_REASON = "reject_reason"
+REJECT_CODE = "reject_code"
 NEW_YORK = "America/New_York"
 _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%m/%d/%Y %I:%M:%S %p")
 """Text timestamps TLC has published: ISO-like in trip files, US style on the open-data portal."""
@@ -123,7 +124,8 @@ def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr
         else:
             number = _as_float(value, source)
             # Integral floats (1.0, as in 2022–23 files) are fine; 1.5 passengers is not.
-            converted = pl.when(number == number.floor()).then(number.cast(target, strict=False))
+            integral = number.is_finite() & (number == number.floor())
+            converted = pl.when(integral).then(number.cast(target, strict=False))
     elif column.type is ColumnType.FLOAT:
         converted = _as_float(value, source)
     elif column.type is ColumnType.TIMESTAMP:
@@ -134,11 +136,11 @@ def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr
 
 
 def _as_float(value: pl.Expr, source: pl.DataType) -> pl.Expr:
+    # A Float64 input passes through without a copy; NaN and infinities are left for the
+    # `unparseable_value` rule, which rejects non-finite numbers.
     if source == pl.String:
         value = value.str.strip_chars()
-    number = value.cast(pl.Float64, strict=False)
-    # NaN and infinities are not amounts or distances: treat them as unparseable.
-    return pl.when(number.is_finite()).then(number)
+    return value.cast(pl.Float64, strict=False)
 
 
 def _as_timestamp(value: pl.Expr, source: pl.DataType) -> pl.Expr:
@@ -169,73 +171,93 @@ def derive(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def add_row_hash(frame: pl.LazyFrame, input_columns: tuple[str, ...]) -> pl.LazyFrame:
-    """Add a 64-bit hash of the row as read, the cheap first step of `mark_duplicates`."""
-    return frame.with_columns(
-        pl.struct([raw(name) for name in input_columns], MALFORMED_LINE)
-        .hash(seed=0)
-        .alias(ROW_HASH)
-    )
-
-
-def mark_duplicates(frame: pl.DataFrame, input_columns: tuple[str, ...]) -> pl.DataFrame:
-    """Flag rows that exactly repeat an earlier row in every input column.
+def mark_duplicates(
+    frame: pl.DataFrame, input_columns: tuple[str, ...], hashes: pl.Series | None = None
+) -> pl.DataFrame:
+    """Add `__duplicate`: the row exactly repeats an earlier row in every input column.
 
     An exact distinct over a struct of all columns costs about a second per 2M rows. Instead:
-    find hashes that occur more than once (a sort, tens of milliseconds), then compare only the
-    rows carrying them, exactly. A hash collision therefore never rejects a unique row."""
-    hashes = frame.get_column(ROW_HASH).sort()
-    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    hash each row (`hash_rows`, about 0.1 s; a struct hash is five times slower), find hashes
+    that occur more than once (a sort, tens of milliseconds), then compare only the rows
+    carrying them, exactly. A hash collision therefore never rejects a unique row. Eager
+    because the candidate set must be known before the exact comparison.
+
+    `hashes` defaults to a 64-bit hash of each row as read (tests pass colliding ones)."""
+    row_columns = [*(raw(name) for name in input_columns), MALFORMED_LINE]
+    if hashes is None:
+        hashes = frame.select(row_columns).hash_rows(seed=0)
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
     if repeated.is_empty():
         return frame.with_columns(pl.lit(value=False).alias(DUPLICATE_FLAG))
-    candidates = frame.filter(pl.col(ROW_HASH).is_in(repeated.implode()))
-    row_columns = [*(raw(name) for name in input_columns), MALFORMED_LINE]
-    duplicates = candidates.filter(~pl.struct(row_columns).is_first_distinct()).get_column(
-        ROW_INDEX
+    duplicates = (
+        frame.lazy()
+        .select(ROW_INDEX, *row_columns)
+        .filter(hashes.is_in(repeated.implode()))
+        .filter(~pl.struct(row_columns).is_first_distinct())
+        .collect()
+        .get_column(ROW_INDEX)
     )
     return frame.with_columns(pl.col(ROW_INDEX).is_in(duplicates.implode()).alias(DUPLICATE_FLAG))
 
 
 def validate(frame: pl.LazyFrame, spec: DatasetSpec, context: RuleContext) -> pl.LazyFrame:
-    """Add `reject_reason`: the reason of the first rule (in spec order) the row fails, else null.
+    """Add `reject_code`: the position in `spec.rules` of the first rule the row fails, else null
+    (`reject_reason` names it in the rejects).
 
     A rule whose expression is null for a row (a comparison with a null) does not fail it: nulls
-    are the business of the explicit missing-value rules."""
+    are the business of the explicit missing-value rules. The first failure is the minimum over
+    small integers, which is much cheaper than a chain of string when/then columns."""
     checks = []
-    for rule in spec.rules:
+    for position, rule in enumerate(spec.rules):
         failing = rule.failing(context)
         if failing is not None:
-            checks.append(pl.when(failing.fill_null(value=False)).then(pl.lit(rule.reason)))
-    return frame.with_columns(pl.coalesce(checks).alias(REJECT_REASON))
+            checks.append(
+                pl.when(failing.fill_null(value=False)).then(pl.lit(position, dtype=pl.UInt8))
+            )
+    code = pl.min_horizontal(checks) if checks else pl.lit(None, dtype=pl.UInt8)
+    return frame.with_columns(code.alias(REJECT_CODE))
 
 
-def clean_rows(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+def reason_names(spec: DatasetSpec) -> pl.Expr:
+    """`reject_reason` from `reject_code`."""
+    return (
+        pl.col(REJECT_CODE)
+        .replace_strict(dict(enumerate(spec.reasons)), return_dtype=pl.String)
+        .alias(REJECT_REASON)
+    )
+
+
+def clean_rows(frame: pl.LazyFrame, spec: DatasetSpec) -> pl.LazyFrame:
     """The rows no rule rejected, in the dataset's clean schema."""
     schema = spec.clean_schema
-    return frame.filter(pl.col(REJECT_REASON).is_null()).select(
+    return frame.filter(pl.col(REJECT_CODE).is_null()).select(
         [pl.col(name).cast(dtype) for name, dtype in schema.items()]
     )
 
 
-def reject_rows(frame: pl.DataFrame, input_columns: tuple[str, ...]) -> pl.DataFrame:
+def reject_rows(
+    frame: pl.LazyFrame, spec: DatasetSpec, input_columns: tuple[str, ...]
+) -> pl.LazyFrame:
     """The rejected rows: every input column as read (original names and types), their position
     in the input, `raw_line` (the text of a malformed CSV line, else null) and `reject_reason`."""
     keep = [pl.col(raw(name)).alias(name) for name in input_columns]
-    return frame.filter(pl.col(REJECT_REASON).is_not_null()).select(
-        *keep, ROW_INDEX, MALFORMED_LINE, REJECT_REASON
+    return frame.filter(pl.col(REJECT_CODE).is_not_null()).select(
+        *keep, ROW_INDEX, MALFORMED_LINE, reason_names(spec)
     )
 
 
 __all__ = [
     "DERIVED_COLUMNS",
+    "REJECT_CODE",
     "REJECT_REASON",
     "SchemaPlan",
-    "add_row_hash",
     "clean_rows",
     "derive",
     "mark_duplicates",
     "normalise",
     "plan_schema",
+    "reason_names",
     "reject_rows",
     "validate",
 ]

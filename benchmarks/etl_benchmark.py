@@ -1,0 +1,107 @@
+"""Time the ETL against the I/O floor and a vectorised pandas version, as whole processes.
+
+    uv run python benchmarks/etl_benchmark.py [--rows 2000000] [--memory-rows 3000000] [--repeat 3]
+
+Generates a realistic 2024-style yellow month (a few % bad rows) with `etl.synthetic`, then runs
+each contender as its own process (so imports and start-up count, as they do in a Lambda) and
+reports the median wall time and the peak resident memory of each:
+
+- floor:   Polars reads the file and writes it back (nothing can be faster and still do I/O)
+- process: `dataplatform process FILE --out DIR`
+- pandas:  `benchmarks/pandas_etl.py`, the same rules vectorised in pandas
+
+Targets (issue 2): process <= 1.5x floor, >= 3x faster than pandas, peak RSS for 3M rows
+<= 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).parent
+FLOOR = "import sys, polars as pl; pl.read_parquet(sys.argv[1]).write_parquet(sys.argv[2])"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Median wall and CPU seconds and the largest peak RSS over repeated runs."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def measure(command: list[str], repeat: int) -> Measurement:
+    """Run `command` `repeat` times as a child process and measure it."""
+    walls, cpus, peaks = [], [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        walls.append(time.perf_counter() - started)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(command)}")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        peaks.append(usage.ru_maxrss / 1024)  # Linux reports KiB
+    return Measurement(statistics.median(walls), statistics.median(cpus), max(peaks))
+
+
+def generate(path: Path, rows: int, seed: int) -> None:
+    """Write a synthetic month in a child process, so that this process stays small: a child's
+    peak RSS counts the pages it shares with its parent at fork time."""
+    code = (
+        "import sys; from etl.pipeline import Month; from etl.synthetic import yellow_month; "
+        "yellow_month(Month(2024, 1), int(sys.argv[2]), seed=int(sys.argv[3]))"
+        ".write_parquet(sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), str(rows), str(seed)], check=True)
+
+
+def contenders(source: Path, work: Path) -> dict[str, list[str]]:
+    cli = shutil.which("dataplatform") or str(Path(sys.executable).parent / "dataplatform")
+    return {
+        "floor": [sys.executable, "-c", FLOOR, str(source), str(work / "floor.parquet")],
+        "process": [cli, "process", str(source), "--out", str(work / "process")],
+        "pandas": [sys.executable, str(HERE / "pandas_etl.py"), str(source), str(work / "pandas")],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--memory-rows", type=int, default=3_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        source = work / "yellow_tripdata_2024-01.parquet"
+        generate(source, args.rows, seed=7)
+        print(f"input: {args.rows:,} rows, {source.stat().st_size / 1e6:.1f} MB Parquet")
+        print(f"{'':8s} {'wall (median)':>14s} {'cpu':>8s} {'peak RSS':>10s}")
+        results = {
+            name: measure(cmd, args.repeat) for name, cmd in contenders(source, work).items()
+        }
+        for name, m in results.items():
+            print(f"{name:8s} {m.wall:12.2f} s {m.cpu:6.2f} s {m.peak_mb:7.0f} MB")
+        floor, process, pandas = (results[n].wall for n in ("floor", "process", "pandas"))
+        print(f"process / floor  = {process / floor:.2f}x wall   (target <= 1.5x)")
+        print(f"pandas / process = {pandas / process:.2f}x wall   (target >= 3x)")
+
+        big = work / "big" / "yellow_tripdata_2024-01.parquet"
+        big.parent.mkdir()
+        generate(big, args.memory_rows, seed=11)
+        peak = measure(contenders(big, work / "big")["process"], 1).peak_mb
+        print(f"process peak RSS at {args.memory_rows:,} rows: {peak:.0f} MB   (target <= 1536 MB)")
+
+
+if __name__ == "__main__":
+    main()

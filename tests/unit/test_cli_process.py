@@ -1,0 +1,197 @@
+"""The `dataplatform process` contract: outputs on success, quarantine and exit 3 otherwise."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from tests.tlc import write_csv, write_parquet, yellow_trip
+
+runner = CliRunner()
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(arg) for arg in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_success_writes_clean_rejects_and_report(tmp_path: Path, sample_csv: Path) -> None:
+    # Contract: exit 0, DIR/clean/*.parquet, DIR/rejects/*.parquet, DIR/report.json with counts.
+    out = tmp_path / "out"
+    code, stdout, _ = run("process", sample_csv, "--out", out)
+    assert code == 0, stdout
+    report = json.loads((out / "report.json").read_text())
+    clean = pl.read_parquet(next((out / "clean").glob("*.parquet")))
+    rejects = pl.read_parquet(next((out / "rejects").glob("*.parquet")))
+    assert report["rows_in"] == 266
+    assert report["rows_clean"] == clean.height
+    assert report["rows_rejected"] == rejects.height
+    assert report["rows_in"] == report["rows_clean"] + report["rows_rejected"]
+    assert sum(report["reasons"].values()) == rejects.height
+    assert {"timings_ms", "null_rate", "pickup_range", "schema"} <= report.keys()
+
+
+def test_rejects_keep_input_columns_and_reason(tmp_path: Path) -> None:
+    # A reject keeps every input column as read (names and types) plus reject_reason.
+    source = write_parquet(tmp_path, "yellow_tripdata_2024-01.parquet", [yellow_trip(VendorID=9)])
+    out = tmp_path / "out"
+    assert run("process", source, "--out", out)[0] == 0
+    rejects = pl.read_parquet(out / "rejects" / "yellow_tripdata_2024-01.parquet")
+    original = pl.read_parquet(source)
+    assert rejects.select(original.columns).equals(original)
+    assert rejects.get_column("reject_reason").to_list() == ["invalid_vendor"]
+
+
+def test_options_override_the_file_name(tmp_path: Path) -> None:
+    # --dataset and --month serve files whose names say nothing.
+    source = write_parquet(tmp_path, "trips.parquet", [yellow_trip()])
+    out = tmp_path / "out"
+    code, stdout, _ = run(
+        "process", source, "--out", out, "--dataset", "yellow", "--month", "2024-01"
+    )
+    assert code == 0
+    assert "1 clean" in stdout
+
+
+def test_bad_month_option_is_a_usage_error(tmp_path: Path) -> None:
+    # A malformed --month stops before reading anything, with exit 2 and no quarantine.
+    source = write_parquet(tmp_path, "trips.parquet", [yellow_trip()])
+    code, _, stderr = run("process", source, "--out", tmp_path / "out", "--month", "2024-13")
+    assert code == 2
+    assert "YYYY-MM" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def truncated_parquet(directory: Path) -> Path:
+    path = write_parquet(directory, "full.parquet", [yellow_trip()] * 50)
+    data = path.read_bytes()
+    target = directory / "yellow_tripdata_2024-01.parquet"
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def gzip_of_half_a_csv(directory: Path) -> Path:
+    text = (
+        Path(__file__).parent.parent / "fixtures" / "yellow_tripdata_2020-07_sample_rides.csv"
+    ).read_bytes()
+    data = gzip.compress(text)
+    target = directory / "yellow_tripdata_2020-07.csv.gz"
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+QUARANTINE_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "empty file": (lambda d: _write(d / "yellow_tripdata_2024-01.parquet", b""), "empty"),
+    "truncated parquet": (truncated_parquet, "truncated"),
+    "truncated gzip": (gzip_of_half_a_csv, "truncated"),
+    "not a table": (
+        lambda d: _write(d / "yellow_tripdata_2024-01.csv", bytes(range(256)) * 4),
+        "not a text table",
+    ),
+    "required column missing": (
+        lambda d: write_csv(
+            d,
+            "yellow_tripdata_2024-01.csv",
+            ["VendorID,tpep_dropoff_datetime", "1,2024-01-01 00:00:00"],
+        ),
+        "tpep_pickup_datetime",
+    ),
+    "location columns missing": (
+        lambda d: write_parquet(
+            d,
+            "yellow_tripdata_2024-01.parquet",
+            [{k: v for k, v in yellow_trip().items() if k != "DOLocationID"}],
+        ),
+        "DOLocationID",
+    ),
+    "unknown dataset": (
+        lambda d: write_parquet(d, "fhv_tripdata_2024-01.parquet", [yellow_trip()]),
+        "unknown dataset 'fhv'",
+    ),
+    "name says nothing": (
+        lambda d: write_parquet(d, "trips.parquet", [yellow_trip()]),
+        "cannot tell the dataset",
+    ),
+    "duplicate header": (
+        lambda d: write_csv(d, "yellow_tripdata_2024-01.csv", ["VendorID,VendorID", "1,1"]),
+        "repeats column 'VendorID'",
+    ),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(QUARANTINE_CASES))
+def test_unprocessable_input_is_quarantined(tmp_path: Path, case: str) -> None:
+    # Contract: exit 3, one stderr line, no traceback, an exact copy, .error.json with the cause.
+    make, cause = QUARANTINE_CASES[case]
+    source_dir = tmp_path / "in"
+    source_dir.mkdir()
+    source = make(source_dir)
+    out = tmp_path / "out"
+    code, _, stderr = run("process", source, "--out", out)
+    assert code == 3
+    assert len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr
+    copy = out / "quarantine" / source.name
+    assert copy.read_bytes() == source.read_bytes()
+    error = json.loads((out / "quarantine" / f"{source.name}.error.json").read_text())
+    assert cause in error["reason"]
+    assert cause in stderr
+    assert not (out / "clean").exists()
+
+
+def test_missing_column_error_names_the_column(tmp_path: Path) -> None:
+    # The quarantine reason for a missing column is the column's own name as TLC spells it.
+    trip = yellow_trip()
+    del trip["fare_amount"]
+    source = write_parquet(tmp_path, "yellow_tripdata_2024-01.parquet", [trip])
+    code, _, _ = run("process", source, "--out", tmp_path / "out")
+    error = json.loads(
+        (tmp_path / "out" / "quarantine" / "yellow_tripdata_2024-01.parquet.error.json").read_text()
+    )
+    assert code == 3
+    assert error["code"] == "missing_column"
+    assert error["reason"] == "missing required column fare_amount"
+
+
+def test_header_only_csv_is_an_empty_result_not_an_error(tmp_path: Path) -> None:
+    # A table with no rows is valid input: zero rows in, zero out.
+    header = ",".join(yellow_trip())
+    source = write_csv(tmp_path, "yellow_tripdata_2024-01.csv", [header])
+    code, _, _ = run("process", source, "--out", tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0
+    assert (report["rows_in"], report["rows_clean"], report["rows_rejected"]) == (0, 0, 0)
+
+
+def test_gzipped_csv_is_processed(tmp_path: Path, sample_csv: Path) -> None:
+    # .csv.gz is read like its CSV.
+    source = tmp_path / "yellow_tripdata_2020-07.csv.gz"
+    source.write_bytes(gzip.compress(sample_csv.read_bytes()))
+    code, _, _ = run("process", source, "--out", tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0
+    assert report["format"] == "csv.gz"
+    assert report["rows_in"] == 266
+
+
+@pytest.mark.parametrize("command", [[], ["process"]])
+def test_help_explains_the_command(command: list[str]) -> None:
+    # Every command has --help a newcomer understands.
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+    if command:
+        assert "quarantine" in result.stdout
+        assert "--dataset" in result.stdout

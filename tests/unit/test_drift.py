@@ -1,0 +1,194 @@
+"""Schema drift across TLC vintages: every variant yields the same clean schema and values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from etl.pipeline import process_file
+from etl.specs import GREEN, YELLOW
+from tests.tlc import green_trip, write_csv, write_parquet, yellow_trip
+from tests.unit.conftest import ProcessRows, reasons_of
+
+VARIANTS: list[tuple[str, dict[str, Any], dict[str, pl.DataType]]] = [
+    ("2024 as published", {}, {}),
+    (
+        "2022-23 doubles for passenger_count and RatecodeID",
+        {"passenger_count": 1.0, "RatecodeID": 1.0},
+        {"passenger_count": pl.Float64(), "RatecodeID": pl.Float64()},
+    ),
+    (
+        "int64 vendor and location IDs",
+        {},
+        {"VendorID": pl.Int64(), "PULocationID": pl.Int64(), "DOLocationID": pl.Int64()},
+    ),
+    (
+        "nanosecond timestamps",
+        {},
+        {"tpep_pickup_datetime": pl.Datetime("ns"), "tpep_dropoff_datetime": pl.Datetime("ns")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "types"), [(v[1], v[2]) for v in VARIANTS], ids=[v[0] for v in VARIANTS]
+)
+def test_vintage_gives_the_clean_schema_and_values(
+    process_rows: ProcessRows, changes: dict[str, Any], types: dict[str, pl.DataType]
+) -> None:
+    # Per-file casts: every vintage's clean output equals the 2024 file's, schema and values.
+    expected = process_rows([yellow_trip()], name="yellow_tripdata_2024-01.parquet").clean
+    result = process_rows([yellow_trip(**changes)], **types)
+    assert result.clean.schema == YELLOW.clean_schema
+    assert result.clean.equals(expected)
+
+
+def test_airport_fee_matched_case_insensitively(process_rows: ProcessRows) -> None:
+    # 2024 files say airport_fee, earlier ones Airport_fee: both feed airport_fee.
+    trip = yellow_trip(Airport_fee=None)
+    del trip["Airport_fee"]
+    trip["airport_fee"] = 1.75
+    result = process_rows([trip])
+    assert result.clean.get_column("airport_fee").to_list() == [1.75]
+    assert result.report["schema"]["renamed"] == {
+        "VendorID": "vendor_id",
+        "tpep_pickup_datetime": "pickup_datetime",
+        "tpep_dropoff_datetime": "dropoff_datetime",
+        "RatecodeID": "rate_code_id",
+        "PULocationID": "pu_location_id",
+        "DOLocationID": "do_location_id",
+    }
+
+
+def test_absent_optional_column_becomes_null(process_rows: ProcessRows) -> None:
+    # cbd_congestion_fee exists from 2025 only: absent before, null in clean, reported missing.
+    result = process_rows([yellow_trip()])
+    assert result.clean.get_column("cbd_congestion_fee").to_list() == [None]
+    assert "cbd_congestion_fee" in result.report["schema"]["missing_optional"]
+
+
+def test_present_optional_column_is_kept(process_rows: ProcessRows) -> None:
+    # A 2025 file carries cbd_congestion_fee: its value reaches clean.
+    result = process_rows(
+        [yellow_trip(cbd_congestion_fee=0.75)], name="yellow_tripdata_2024-01.parquet"
+    )
+    assert result.clean.get_column("cbd_congestion_fee").to_list() == [0.75]
+
+
+def test_unexpected_column_is_reported_not_fatal(process_rows: ProcessRows) -> None:
+    # Extra columns are never fatal: reported, kept with rejects, absent from clean.
+    result = process_rows([yellow_trip(surprise=1.0), yellow_trip(surprise=2.0, VendorID=3)])
+    assert result.report["schema"]["unexpected"] == ["surprise"]
+    assert "surprise" not in result.clean.columns
+    assert result.rejects.get_column("surprise").to_list() == [2.0]
+
+
+def test_casts_are_reported(process_rows: ProcessRows) -> None:
+    # The report says which columns were cast and from what.
+    result = process_rows([yellow_trip(passenger_count=1.0)], passenger_count=pl.Float64())
+    assert result.report["schema"]["cast"]["passenger_count"].startswith("Float64 -> Int32")
+
+
+def test_non_integral_passenger_count_is_unparseable(process_rows: ProcessRows) -> None:
+    # 1.5 passengers cannot become an integer: the row is rejected, not silently truncated.
+    result = process_rows([yellow_trip(passenger_count=1.5)], passenger_count=pl.Float64())
+    assert reasons_of(result) == ["unparseable_value"]
+
+
+def test_timezone_aware_timestamps_become_new_york_local(process_rows: ProcessRows) -> None:
+    # A file written with UTC timestamps is converted to the naive New York local time of TLC data.
+    trip = yellow_trip(
+        tpep_pickup_datetime=datetime(2024, 1, 15, 13, 0),
+        tpep_dropoff_datetime=datetime(2024, 1, 15, 13, 12),
+    )
+    result = process_rows(
+        [trip],
+        tpep_pickup_datetime=pl.Datetime("us", "UTC"),
+        tpep_dropoff_datetime=pl.Datetime("us", "UTC"),
+    )
+    assert result.clean.get_column("pickup_datetime").to_list() == [datetime(2024, 1, 15, 8, 0)]
+
+
+def coordinate_trip(**changes: Any) -> dict[str, Any]:
+    """A 2015-style yellow trip: coordinates instead of location IDs, RateCodeID spelling."""
+    trip = yellow_trip()
+    for name in (
+        "PULocationID",
+        "DOLocationID",
+        "congestion_surcharge",
+        "Airport_fee",
+        "RatecodeID",
+    ):
+        del trip[name]
+    trip.update(
+        tpep_pickup_datetime=datetime(2015, 3, 15, 8, 0),
+        tpep_dropoff_datetime=datetime(2015, 3, 15, 8, 12),
+        RateCodeID=1,
+        pickup_longitude=-73.9857,
+        pickup_latitude=40.7484,
+        dropoff_longitude=-73.9680,
+        dropoff_latitude=40.7851,
+    )
+    trip.update(changes)
+    return trip
+
+
+COORDINATE_TYPES = {"RateCodeID": pl.Int64()}
+
+
+def test_coordinate_era_file_is_clean(process_rows: ProcessRows) -> None:
+    # Files until mid-2016 carry coordinates: valid ones pass, location IDs are null.
+    result = process_rows(
+        [coordinate_trip()], name="yellow_tripdata_2015-03.parquet", **COORDINATE_TYPES
+    )
+    assert reasons_of(result) == [None]
+    assert result.report["schema"]["location_mode"] == "coordinates"
+    assert result.clean.get_column("pu_location_id").to_list() == [None]
+    assert result.clean.get_column("pickup_latitude").to_list() == [40.7484]
+    assert result.clean.schema == YELLOW.clean_schema
+
+
+@pytest.mark.parametrize(
+    ("longitude", "latitude"),
+    [(0.0, 0.0), (-200.0, 100.0), (-75.5, 40.7), (None, 40.7)],
+    ids=["zero fix", "out of range", "Philadelphia", "missing"],
+)
+def test_invalid_coordinates_are_rejected(
+    process_rows: ProcessRows, longitude: float | None, latitude: float
+) -> None:
+    # The seed's cases (0, 0) and (-200, 100), a point outside the NYC box, and a missing one.
+    trip = coordinate_trip(pickup_longitude=longitude, pickup_latitude=latitude)
+    result = process_rows(
+        [coordinate_trip(), trip], name="yellow_tripdata_2015-03.parquet", **COORDINATE_TYPES
+    )
+    assert reasons_of(result) == [None, "invalid_coordinates"]
+
+
+def test_csv_and_parquet_give_the_same_clean_rows(tmp_path: Path) -> None:
+    # The same trips as CSV text and as Parquet produce identical clean output.
+    trips = [yellow_trip(), yellow_trip(passenger_count=3, tip_amount=0.0, total_amount=20.7)]
+    parquet = write_parquet(tmp_path, "yellow_tripdata_2024-01.parquet", trips)
+    header = ",".join(trips[0])
+    lines = [header] + [",".join("" if v is None else str(v) for v in t.values()) for t in trips]
+    csv = write_csv(tmp_path, "yellow_tripdata_2024-01.csv", lines)
+    assert process_file(csv).clean.equals(process_file(parquet).clean)
+
+
+def test_green_file_has_its_own_schema(process_rows: ProcessRows) -> None:
+    # Green: lpep_ timestamps, ehail_fee and trip_type; its clean schema is the green spec's.
+    result = process_rows([green_trip()], name="green_tripdata_2024-01.parquet")
+    assert reasons_of(result) == [None]
+    assert result.clean.schema == GREEN.clean_schema
+    assert result.clean.get_column("trip_type").to_list() == [1]
+
+
+def test_clean_schemas_include_derived_columns() -> None:
+    # Every dataset's clean schema carries the derived columns, with trip_duration_minutes exactly.
+    for spec in (YELLOW, GREEN):
+        assert {"trip_duration_minutes", "average_speed_mph", "pickup_date", "pickup_hour"} <= set(
+            spec.clean_schema.names()
+        )

@@ -1,0 +1,42 @@
+"""Exact duplicate rows: later copies rejected, the first judged by the other rules."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl import transform
+from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_INDEX, raw
+from tests.tlc import yellow_trip
+from tests.unit.conftest import ProcessRows, reasons_of
+
+
+def test_later_copies_are_rejected(process_rows: ProcessRows) -> None:
+    # Three identical rows: the first is clean, the other two are duplicate_row.
+    result = process_rows(
+        [yellow_trip(), yellow_trip(tip_amount=1.0), yellow_trip(), yellow_trip()]
+    )
+    assert reasons_of(result) == [None, None, "duplicate_row", "duplicate_row"]
+
+
+def test_copies_of_an_invalid_row_keep_its_reason(process_rows: ProcessRows) -> None:
+    # Rules run in order and duplicate_row is last: identical invalid rows share their reason.
+    bad = yellow_trip(VendorID=3)
+    assert reasons_of(process_rows([bad, bad])) == ["invalid_vendor", "invalid_vendor"]
+
+
+def test_rows_differing_in_one_column_are_not_duplicates(process_rows: ProcessRows) -> None:
+    # Only exact copies count: a one-cent difference makes a different row.
+    rows = [yellow_trip(), yellow_trip(total_amount=23.71)]
+    assert reasons_of(process_rows(rows)) == [None, None]
+
+
+def test_hash_collision_never_rejects_a_unique_row() -> None:
+    # The hash only picks candidates; the exact comparison decides. Force every hash equal.
+    frame = pl.DataFrame(
+        {ROW_INDEX: [0, 1, 2], raw("a"): [1, 2, 1], MALFORMED_LINE: [None, None, None]},
+        schema_overrides={ROW_INDEX: pl.UInt32, MALFORMED_LINE: pl.String},
+    )
+    colliding = pl.Series([7, 7, 7], dtype=pl.UInt64)
+    marked = transform.mark_duplicates(frame, ("a",), hashes=colliding)
+    flagged = marked.get_column(DUPLICATE_FLAG).to_list()
+    assert flagged == [False, False, True]
