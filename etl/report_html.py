@@ -78,7 +78,7 @@ def _column_chart(per_day: dict[str, int]) -> str:
         return "<p class=muted>No clean trips.</p>"
     width, height, bottom = 900, 220, 40
     largest = max(per_day.values())
-    step = width / len(per_day)
+    step = (width - 40) / len(per_day)
     columns = []
     for index, (day, count) in enumerate(per_day.items()):
         column_height = (height - bottom - 10) * count / largest
@@ -111,7 +111,12 @@ def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
         return "<p class=muted>None.</p>"
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
     body = "".join(
-        f"<tr><td>{escape(str(key))}</td><td class=n>{escape(str(value))}</td></tr>"
+        f"<tr><td>{escape(str(key))}</td>"
+        f"<td{' class=n' if _is_number(value) else ''}>{escape(str(value))}</td></tr>"
         for key, value in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) or (isinstance(value, str) and value[:1].isdigit())
