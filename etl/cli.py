@@ -8,7 +8,7 @@ nowhere else, so no user ever sees a traceback for a problem they can fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -120,3 +120,36 @@ def process(
         f"{result.spec.name} {result.month}: {report['rows_in']} rows in, "
         f"{report['rows_clean']} clean, {report['rows_rejected']} rejected -> {paths.report.parent}"
     )
+
+
+# --- Infrastructure ------------------------------------------------------------------------------
+
+
+@app.command()
+def synth(
+    *,
+    stack: Annotated[
+        str,
+        typer.Option(
+            help="The stack to synthesise: dev or prod (any stack with a Pulumi.STACK.yaml)."
+        ),
+    ],
+    output_format: Annotated[
+        Literal["json", "mermaid"],
+        typer.Option(
+            "--format",
+            help="json: every resource with its inputs, secrets redacted. mermaid: a diagram of "
+            "the components and their resources.",
+        ),
+    ] = "json",
+) -> None:
+    """Print what `pulumi up -s STACK` would create, offline: no AWS account, CLI or network.
+
+    Runs the real Pulumi program under Pulumi's mocks with the stack's config; secrets are
+    replaced by placeholders and printed as [secret]. The output is deterministic, so it can be
+    diffed between commits.
+    """
+    # Imported here so the ETL commands do not pay for loading Pulumi.
+    from components.synth import synth as synthesise
+
+    typer.echo(synthesise(stack, output_format), nl=False)

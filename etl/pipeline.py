@@ -20,6 +20,7 @@ from etl import transform
 from etl.errors import UnprocessableInput, UsageError
 from etl.master_data import zone_ids
 from etl.report import build_report
+from etl.report_html import render_html
 from etl.rules import RuleContext
 from etl.settings import EtlSettings
 from etl.sources import name_hints, read_input
@@ -191,15 +192,17 @@ class OutputPaths:
     clean: Path
     rejects: Path
     report: Path
+    report_html: Path
 
 
 def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
-    """Write clean/<stem>.parquet, rejects/<stem>.parquet and report.json under `out_dir`."""
+    """Write clean/<stem>.parquet, rejects/<stem>.parquet, report.json and report.html."""
     started = time.perf_counter()
     paths = OutputPaths(
         clean=out_dir / "clean" / f"{result.stem}.parquet",
         rejects=out_dir / "rejects" / f"{result.stem}.parquet",
         report=out_dir / "report.json",
+        report_html=out_dir / "report.html",
     )
     for path in (paths.clean, paths.rejects):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +212,7 @@ def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
     timings["total"] = round(sum(timings.values()), 1)
     report = {**result.report, "timings_ms": timings}
     paths.report.write_text(json.dumps(report, indent=2) + "\n")
+    paths.report_html.write_text(render_html(report))
     return paths
 
 

@@ -38,6 +38,15 @@ def build_report(
         pickup.filter(is_clean).min().alias("clean_min"),
         pickup.filter(is_clean).max().alias("clean_max"),
     ).row(0, named=True)
+    per_day = (
+        validated.lazy()
+        .select("pickup_date", REJECT_CODE)
+        .filter(is_clean)
+        .group_by("pickup_date")
+        .len()
+        .sort("pickup_date")
+        .collect()
+    )
     counted = dict(validated.get_column(REJECT_CODE).drop_nulls().value_counts().iter_rows())
     reasons = {reason: counted[code] for code, reason in enumerate(spec.reasons) if code in counted}
     rows_in: int = summary["rows_in"]
@@ -62,6 +71,7 @@ def build_report(
             "clean_rows": _range(summary["clean_min"], summary["clean_max"]),
             "month_window": [context.month_start.isoformat(), context.month_end.isoformat()],
         },
+        "trips_per_day": {day.isoformat(): count for day, count in per_day.iter_rows()},
         "schema": {
             "location_mode": _location_mode(plan),
             "renamed": plan.renamed,

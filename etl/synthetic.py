@@ -43,7 +43,11 @@ def yellow_month(
     rng = np.random.default_rng(seed)
     start = np.datetime64(month.start, "us")
     seconds_in_month = int((month.end - month.start).total_seconds())
-    day = rng.integers(0, seconds_in_month // 86_400, rows)
+    days = seconds_in_month // 86_400
+    # Fewer trips at weekends, as in the real data.
+    weekday = (np.arange(days) + month.start.weekday()) % 7
+    day_shape = np.where(weekday >= 5, 0.8, 1.0) * (1 + 0.05 * np.sin(np.arange(days)))
+    day = rng.choice(days, rows, p=day_shape / day_shape.sum())
     hour = rng.choice(24, rows, p=HOURLY_SHAPE / HOURLY_SHAPE.sum())
     second = rng.integers(0, 3600, rows)
     pickup = start + ((day * 86_400 + hour * 3600 + second) * 1_000_000).astype("timedelta64[us]")

@@ -1,0 +1,71 @@
+"""The dataplatform stack: what `pulumi up -s <stack>` deploys.
+
+- Network: a VPC with two private subnets, an S3 gateway endpoint and a Secrets Manager interface
+  endpoint (no NAT, no internet route), and the processor's security group.
+- DataLake: one private, KMS-encrypted, versioned, TLS-only bucket with the zones raw/,
+  processed/, rejects/, reports/ and quarantine/, each with its lifecycle.
+- Database: RDS PostgreSQL (TLS required, encrypted, private, backed up) and a Secrets Manager
+  secret with its connection.
+- Processor: the Lambda running the ETL on every raw/ object via an SQS queue with a dead-letter
+  queue, its least-privilege role, log group, alarms, and a migration run on every deploy that
+  changes `etl/migrations/`.
+
+Settings come from the stack's config (`Pulumi.<stack>.yaml`, defaults in `Pulumi.yaml`), and are
+validated before anything is created. See docs/infrastructure.md.
+"""
+
+from pathlib import Path
+
+import pulumi
+
+from components.data_lake import DataLake, DataLakeArgs
+from components.database import Database, DatabaseArgs
+from components.network import Network, NetworkArgs
+from components.processor import Processor, ProcessorArgs
+from components.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent
+settings = load_settings(pulumi.Config(), root=ROOT)
+prefix, tags = settings.name_prefix, settings.tags
+
+network = Network("network", NetworkArgs(prefix, settings.network.vpc_cidr, tags))
+lake = DataLake("lake", DataLakeArgs(prefix, settings.lake, tags))
+database = Database(
+    "database",
+    DatabaseArgs(
+        name_prefix=prefix,
+        settings=settings.database,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        client_security_group_id=network.processor_security_group_id,
+        log_retention_days=settings.log_retention_days,
+        tags=tags,
+    ),
+)
+processor = Processor(
+    "processor",
+    ProcessorArgs(
+        name_prefix=prefix,
+        settings=settings.processor,
+        bucket_name=lake.bucket_name,
+        bucket_arn=lake.bucket_arn,
+        lake_key_arn=lake.kms_key_arn,
+        secret_arn=database.secret_arn,
+        secret_key_arn=database.kms_key_arn,
+        subnet_ids=network.private_subnet_ids,
+        security_group_id=network.processor_security_group_id,
+        database_endpoint=database.endpoint,
+        migrations_dir=ROOT / "etl" / "migrations",
+        log_retention_days=settings.log_retention_days,
+        alarm_topic_arn=settings.alarm_topic_arn,
+        tags=tags,
+        migrations_depend_on=[database],
+    ),
+)
+
+pulumi.export("bucketName", lake.bucket_name)
+pulumi.export("queueUrl", processor.queue_url)
+pulumi.export("deadLetterQueueUrl", processor.dead_letter_queue_url)
+pulumi.export("functionName", processor.function_name)
+pulumi.export("databaseEndpoint", database.endpoint)
+pulumi.export("databaseSecretArn", database.secret_arn)

@@ -1,0 +1,247 @@
+"""Database: RDS PostgreSQL in the private subnets, reachable only from the processor, over TLS.
+
+It owns both ends of the processor-to-database path (the database's ingress rule and the
+processor's egress rule), so the Network never needs to know the database exists. Its KMS key
+encrypts the storage, Performance Insights and the connection secret; the secret holds the
+standard RDS keys (engine, host, port, username, password, dbname) as a secret Output end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.settings import DatabaseSettings
+
+POSTGRES_PORT = 5432
+LOG_EXPORTS = ("postgresql", "upgrade")
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """What the database is built from."""
+
+    name_prefix: str
+    """`<project>-<stack>`; the instance identifier is `<name_prefix>-db`."""
+    settings: DatabaseSettings
+    """Engine version, size, protection and credentials (see `DatabaseSettings`)."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the subnets."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets in at least two availability zones."""
+    client_security_group_id: pulumi.Input[str]
+    """The only security group allowed to connect (the processor's)."""
+    log_retention_days: int
+    """Retention of the exported PostgreSQL logs (one of CloudWatch's values; default 90)."""
+    tags: Mapping[str, str]
+    """Tags for every taggable resource."""
+
+
+def connection_secret(
+    *, host: str, port: int, username: str, password: str, dbname: str
+) -> dict[str, str | int]:
+    """The connection document in the key names RDS itself uses for its secrets."""
+    return {
+        "engine": "postgres",
+        "host": host,
+        "port": port,
+        "username": username,
+        "password": password,
+        "dbname": dbname,
+    }
+
+
+def parameters() -> list[aws.rds.ParameterGroupParameterArgsDict]:
+    """Server parameters: refuse any connection that is not TLS."""
+    return [{"name": "rds.force_ssl", "value": "1"}]
+
+
+def final_snapshot_identifier(identifier: str) -> str:
+    """The snapshot RDS takes when the instance is deleted, named after it."""
+    return f"{identifier}-final"
+
+
+def log_group_name(identifier: str, export: str) -> str:
+    """The log group RDS exports `export` logs of instance `identifier` to."""
+    return f"/aws/rds/instance/{identifier}/{export}"
+
+
+class Database(pulumi.ComponentResource):
+    """An encrypted, private PostgreSQL instance and the secret the processor connects with."""
+
+    address: pulumi.Output[str]
+    """The instance's DNS name."""
+    port: pulumi.Output[int]
+    """The port PostgreSQL listens on (5432)."""
+    endpoint: pulumi.Output[str]
+    """`address:port`."""
+    secret_arn: pulumi.Output[str]
+    """The Secrets Manager secret holding the connection JSON."""
+    kms_key_arn: pulumi.Output[str]
+    """The key that encrypts the storage and the secret (the processor needs kms:Decrypt)."""
+    security_group_id: pulumi.Output[str]
+    """The database's security group."""
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dataplatform:index:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        prefix = args.name_prefix
+        identifier = f"{prefix}-db"
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{prefix}: database storage, Performance Insights and secret",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias", name=f"alias/{prefix}-database", target_key_id=key.id, opts=child
+        )
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="PostgreSQL: 5432 from the processor only",
+            tags={**args.tags, "Name": f"{prefix}-database"},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-processor",
+            security_group_id=security_group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="PostgreSQL from the processor",
+            tags=args.tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-processor-egress",
+            security_group_id=args.client_security_group_id,
+            referenced_security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="PostgreSQL to the database",
+            tags=args.tags,
+            opts=child,
+        )
+
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=list(args.subnet_ids),
+            description=f"{prefix}: private subnets",
+            tags=args.tags,
+            opts=child,
+        )
+        parameter_group = aws.rds.ParameterGroup(
+            f"{name}-parameters",
+            family=settings.postgres_version.parameter_group_family,
+            description=f"{prefix}: TLS required",
+            parameters=parameters(),
+            tags=args.tags,
+            opts=child,
+        )
+        # Created before the instance so the exported logs get a retention instead of RDS
+        # creating the groups itself with "never expire".
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{export}",
+                name=log_group_name(identifier, export),
+                retention_in_days=args.log_retention_days,
+                tags=args.tags,
+                opts=child,
+            )
+            for export in LOG_EXPORTS
+        ]
+
+        password = pulumi.Output.secret(settings.password)
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier=identifier,
+            engine="postgres",
+            engine_version=settings.postgres_version.value,
+            instance_class=settings.instance_class,
+            allocated_storage=settings.allocated_storage_gb,
+            # Equal to the allocated storage means no autoscaling, which RDS spells 0.
+            max_allocated_storage=(
+                settings.max_allocated_storage_gb
+                if settings.max_allocated_storage_gb > settings.allocated_storage_gb
+                else 0
+            ),
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_name=settings.db_name,
+            username=settings.username,
+            password=password,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[security_group.id],
+            parameter_group_name=parameter_group.name,
+            publicly_accessible=False,
+            multi_az=settings.multi_az,
+            backup_retention_period=settings.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=settings.deletion_protection,
+            skip_final_snapshot=settings.skip_final_snapshot,
+            final_snapshot_identifier=final_snapshot_identifier(identifier),
+            auto_minor_version_upgrade=True,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=settings.performance_insights_retention_days,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            iam_database_authentication_enabled=settings.iam_authentication,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
+        )
+
+        secret = aws.secretsmanager.Secret(
+            f"{name}-secret",
+            name_prefix=f"{prefix}/database-",
+            description=f"{prefix}: PostgreSQL connection for the processor",
+            kms_key_id=key.arn,
+            tags=args.tags,
+            opts=child,
+        )
+        document = pulumi.Output.all(instance.address, instance.port, password).apply(
+            lambda values: connection_secret(
+                host=values[0],
+                port=values[1],
+                username=settings.username,
+                password=values[2],
+                dbname=settings.db_name,
+            )
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-secret-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.json_dumps(document).apply(pulumi.Output.secret),
+            opts=child,
+        )
+
+        self.address = instance.address
+        self.port = instance.port
+        self.endpoint = instance.endpoint
+        self.secret_arn = secret.arn
+        self.kms_key_arn = key.arn
+        self.security_group_id = security_group.id
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "endpoint": self.endpoint,
+                "secret_arn": self.secret_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "security_group_id": self.security_group_id,
+            }
+        )

@@ -1,0 +1,205 @@
+"""Network: a private VPC for the processor and the database, with no route to the internet.
+
+Two private subnets in two availability zones (RDS subnet groups and Multi-AZ need two), one route
+table, an S3 gateway endpoint on it (free, and S3 traffic never leaves AWS's network) and a Secrets
+Manager interface endpoint with private DNS, so the processor reaches everything it calls without
+a NAT gateway. The processor's security group only talks to the endpoints and S3 on 443; its
+database rule (5432) belongs to the Database component, which owns the other end of it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import pulumi
+import pulumi_aws as aws
+
+HTTPS = 443
+SUBNET_COUNT = 2
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """What the network is built from."""
+
+    name_prefix: str
+    """`<project>-<stack>`, used in Name tags; lowercase letters, digits and hyphens."""
+    vpc_cidr: str
+    """The VPC's IPv4 block, private, /16 to /24 (validated by the settings; default
+    10.40.0.0/16)."""
+    tags: Mapping[str, str]
+    """Tags for every resource (default: the stack's tags)."""
+
+
+def private_subnet_cidrs(vpc_cidr: str, count: int = SUBNET_COUNT) -> list[str]:
+    """The first `count` quarters of `vpc_cidr`: a /16 gives /18s, leaving half for later tiers."""
+    network = ipaddress.IPv4Network(vpc_cidr)
+    quarters = list(network.subnets(prefixlen_diff=2))
+    if count > len(quarters):
+        raise ValueError(f"{vpc_cidr} has room for {len(quarters)} subnets, not {count}")
+    return [str(subnet) for subnet in quarters[:count]]
+
+
+def _zone(names: Sequence[str], index: int) -> str:
+    """The `index`-th available zone; the region must offer two for the subnets and Multi-AZ."""
+    if len(names) < SUBNET_COUNT:
+        raise ValueError(f"the region offers {len(names)} availability zones, need {SUBNET_COUNT}")
+    return sorted(names)[index]
+
+
+def _named(tags: Mapping[str, str], name: str) -> dict[str, str]:
+    """`tags` plus a Name tag, which is what the AWS console lists VPC resources by."""
+    return {**tags, "Name": name}
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC with two private subnets, S3 and Secrets Manager endpoints, and the processor's SG."""
+
+    vpc_id: pulumi.Output[str]
+    """The VPC's id."""
+    private_subnet_ids: list[pulumi.Output[str]]
+    """The two private subnets, one per availability zone."""
+    processor_security_group_id: pulumi.Output[str]
+    """The processor's security group (egress to the endpoints and S3 on 443)."""
+    endpoint_security_group_id: pulumi.Output[str]
+    """The interface endpoints' security group (ingress 443 from the processor only)."""
+
+    def __init__(
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dataplatform:index:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        prefix = args.name_prefix
+        region = aws.get_region_output(opts=invoke).region
+        zones = aws.get_availability_zones_output(state="available", opts=invoke).names
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            # Both are required for the interface endpoint's private DNS name to resolve.
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=_named(args.tags, f"{prefix}-vpc"),
+            opts=child,
+        )
+        # Adopting the default security group without rules strips its allow-all rules, so
+        # nothing placed in the VPC by mistake can talk to anything.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            vpc_id=vpc.id,
+            tags=_named(args.tags, f"{prefix}-default-deny"),
+            opts=child,
+        )
+
+        subnets = [
+            aws.ec2.Subnet(
+                f"{name}-private-{index}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones.apply(partial(_zone, index=index)),
+                map_public_ip_on_launch=False,
+                tags=_named(args.tags, f"{prefix}-private-{index}"),
+                opts=child,
+            )
+            for index, cidr in enumerate(private_subnet_cidrs(args.vpc_cidr))
+        ]
+        route_table = aws.ec2.RouteTable(
+            f"{name}-private-rt",
+            vpc_id=vpc.id,
+            tags=_named(args.tags, f"{prefix}-private"),
+            opts=child,
+        )
+        for index, subnet in enumerate(subnets):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{index}-rt",
+                subnet_id=subnet.id,
+                route_table_id=route_table.id,
+                opts=child,
+            )
+
+        s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint",
+            vpc_id=vpc.id,
+            service_name=region.apply(lambda region: f"com.amazonaws.{region}.s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[route_table.id],
+            tags=_named(args.tags, f"{prefix}-s3"),
+            opts=child,
+        )
+
+        processor_sg = aws.ec2.SecurityGroup(
+            f"{name}-processor-sg",
+            vpc_id=vpc.id,
+            description="Lambda processor: S3 and VPC endpoints (443), database (5432)",
+            tags=_named(args.tags, f"{prefix}-processor"),
+            opts=child,
+        )
+        endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            vpc_id=vpc.id,
+            description="Interface VPC endpoints: HTTPS from the processor only",
+            tags=_named(args.tags, f"{prefix}-endpoints"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-from-processor",
+            security_group_id=endpoint_sg.id,
+            referenced_security_group_id=processor_sg.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS from the processor",
+            tags=args.tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-processor-to-endpoints",
+            security_group_id=processor_sg.id,
+            referenced_security_group_id=endpoint_sg.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to the interface endpoints (Secrets Manager)",
+            tags=args.tags,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-processor-to-s3",
+            security_group_id=processor_sg.id,
+            prefix_list_id=s3_endpoint.prefix_list_id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to S3 through the gateway endpoint",
+            tags=args.tags,
+            opts=child,
+        )
+
+        aws.ec2.VpcEndpoint(
+            f"{name}-secretsmanager-endpoint",
+            vpc_id=vpc.id,
+            service_name=region.apply(lambda region: f"com.amazonaws.{region}.secretsmanager"),
+            vpc_endpoint_type="Interface",
+            private_dns_enabled=True,
+            subnet_ids=[subnet.id for subnet in subnets],
+            security_group_ids=[endpoint_sg.id],
+            tags=_named(args.tags, f"{prefix}-secretsmanager"),
+            opts=child,
+        )
+
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = [subnet.id for subnet in subnets]
+        self.processor_security_group_id = processor_sg.id
+        self.endpoint_security_group_id = endpoint_sg.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "processor_security_group_id": self.processor_security_group_id,
+                "endpoint_security_group_id": self.endpoint_security_group_id,
+            }
+        )

@@ -1,0 +1,478 @@
+"""Processor: the S3-triggered Lambda that runs the ETL, its queue, its role, its alarms.
+
+raw/ ObjectCreated events go to an SQS queue (not straight to Lambda) so that a failing file is
+retried with back-off and, after `max_receive_count` receives, parked in a dead-letter queue that
+raises an alarm instead of being lost. The function reports partial batch failures, so one bad
+file never re-runs its batch-mates. Its role can read raw/, write the four output zones, read one
+secret and consume one queue; its code is the prebuilt bundle uploaded under `artifacts/`, keyed by
+its sha256 so the key (and the function) change exactly when the bundle's bytes do. Migrations run
+at deploy time: an invocation with `{"action": "migrate"}`, re-run when the SQL files change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.data_lake import ARTIFACTS_PREFIX, Zone
+from components.settings import ProcessorSettings
+
+RUNTIME = "python3.13"
+HANDLER = "etl.handler.handler"
+MIGRATE_EVENT = {"action": "migrate"}
+# AWS recommends a queue visibility timeout of at least six times the function timeout.
+VISIBILITY_TIMEOUT_FACTOR = 6
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# An SQS message keeps its original enqueue time in the dead-letter queue, so the DLQ must keep
+# messages longer than the source queue; 14 days is SQS's maximum.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+ALARM_PERIOD_SECONDS = 300
+
+# The actions Lambda needs to attach the function to the VPC. EC2 does not support resource-level
+# permissions for them (the interfaces do not exist yet), so they are the only ones on "*".
+VPC_ACCESS_ACTIONS = (
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:UnassignPrivateIpAddresses",
+)
+OUTPUT_ZONES = (Zone.PROCESSED, Zone.REJECTS, Zone.REPORTS, Zone.QUARANTINE)
+
+
+@dataclass(frozen=True)
+class BundleDigest:
+    """The two spellings of a bundle's sha256 that S3 keys and Lambda want."""
+
+    hex: str
+    """Lowercase hex, used in the S3 key."""
+    base64: str
+    """Standard base64, what Lambda reports as `CodeSha256` (the function's `source_code_hash`)."""
+
+
+def bundle_digest(content: bytes) -> BundleDigest:
+    """The sha256 of a bundle's bytes, in hex and base64."""
+    digest = hashlib.sha256(content).digest()
+    return BundleDigest(hex=digest.hex(), base64=base64.b64encode(digest).decode("ascii"))
+
+
+def bundle_key(digest: BundleDigest) -> str:
+    """The S3 key of a bundle: content-addressed, so it changes exactly when the bytes do."""
+    return f"{ARTIFACTS_PREFIX}processor/{digest.hex}.zip"
+
+
+def read_migrations(directory: Path) -> dict[str, bytes]:
+    """Every `*.sql` file directly in `directory` by name; an absent directory has none."""
+    if not directory.is_dir():
+        return {}
+    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.sql"))}
+
+
+def migrations_digest(files: Mapping[str, bytes]) -> str:
+    """A sha256 over the migrations' names and contents, independent of the order given."""
+    listing = [[name, hashlib.sha256(files[name]).hexdigest()] for name in sorted(files)]
+    return hashlib.sha256(json.dumps(listing).encode("utf-8")).hexdigest()
+
+
+def _statement(sid: str, actions: Sequence[str], resources: Sequence[str]) -> dict[str, object]:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": list(resources)}
+
+
+def processor_policy(
+    *,
+    bucket_arn: str,
+    lake_key_arn: str,
+    secret_arn: str,
+    secret_key_arn: str,
+    queue_arn: str,
+    log_group_arn: str,
+) -> str:
+    """The processor role's only permissions, each on the one resource it concerns."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                _statement("ReadRawZone", ["s3:GetObject"], [f"{bucket_arn}/{Zone.RAW.prefix}*"]),
+                _statement(
+                    "WriteOutputZones",
+                    ["s3:PutObject"],
+                    [f"{bucket_arn}/{zone.prefix}*" for zone in OUTPUT_ZONES],
+                ),
+                _statement("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [lake_key_arn]),
+                _statement("ReadDatabaseSecret", ["secretsmanager:GetSecretValue"], [secret_arn]),
+                _statement("DecryptDatabaseSecret", ["kms:Decrypt"], [secret_key_arn]),
+                _statement(
+                    "ConsumeQueue",
+                    [
+                        "sqs:ChangeMessageVisibility",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ReceiveMessage",
+                    ],
+                    [queue_arn],
+                ),
+                _statement(
+                    "WriteOwnLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [f"{log_group_arn}:*"],
+                ),
+                _statement("AttachToVpc", VPC_ACCESS_ACTIONS, ["*"]),
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def assume_role_policy() -> str:
+    """Only the Lambda service may assume the processor's role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def queue_policy(*, queue_arn: str, bucket_arn: str, account_id: str) -> str:
+    """Only the lake bucket (in this account) may send to the queue, and only over TLS."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowLakeNotifications",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {
+                        "ArnEquals": {"aws:SourceArn": bucket_arn},
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                    },
+                },
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "sqs:*",
+                    "Resource": queue_arn,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def redrive_policy(dead_letter_arn: str, max_receive_count: int) -> str:
+    """Move a message to the dead-letter queue after `max_receive_count` receives."""
+    return json.dumps(
+        {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receive_count},
+        sort_keys=True,
+    )
+
+
+def redrive_allow_policy(source_queue_arn: str) -> str:
+    """Only the processor's queue may use the dead-letter queue."""
+    return json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": [source_queue_arn]}, sort_keys=True
+    )
+
+
+@dataclass(frozen=True)
+class ProcessorArgs:
+    """What the processor is built from: its settings and the resources it is wired to."""
+
+    name_prefix: str
+    """`<project>-<stack>`; the function is `<name_prefix>-processor`."""
+    settings: ProcessorSettings
+    """Runtime size, queue behaviour and bundle path (see `ProcessorSettings`)."""
+    bucket_name: pulumi.Input[str]
+    """The lake bucket: event source, data, and home of the code bundle."""
+    bucket_arn: pulumi.Input[str]
+    """The lake bucket's ARN, for the role and the queue policy."""
+    lake_key_arn: pulumi.Input[str]
+    """The lake's KMS key (objects are read and written through it)."""
+    secret_arn: pulumi.Input[str]
+    """The database connection secret; its ARN is the function's `DB_SECRET_ARN`."""
+    secret_key_arn: pulumi.Input[str]
+    """The KMS key encrypting that secret."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets the function runs in (at least two AZs)."""
+    security_group_id: pulumi.Input[str]
+    """The processor's security group."""
+    database_endpoint: pulumi.Input[str]
+    """The database endpoint; a new database re-runs the migrations."""
+    migrations_dir: Path
+    """Where the `*.sql` migrations live (`etl/migrations`); absent means none."""
+    log_retention_days: int
+    """Retention of the function's log group (one of CloudWatch's values; default 90)."""
+    alarm_topic_arn: str | None
+    """SNS topic the alarms notify, or None for alarms without actions."""
+    tags: Mapping[str, str]
+    """Tags for every taggable resource."""
+    migrations_depend_on: Sequence[pulumi.Resource] = ()
+    """Resources that must exist before migrating (the Database component), default none."""
+
+
+class Processor(pulumi.ComponentResource):
+    """The Lambda processor with its queue, dead-letter queue, role, logs, alarms and code."""
+
+    function_name: pulumi.Output[str]
+    """The Lambda function's name."""
+    function_arn: pulumi.Output[str]
+    """The Lambda function's ARN."""
+    queue_url: pulumi.Output[str]
+    """The queue S3 notifies; send a message here to reprocess an object."""
+    queue_arn: pulumi.Output[str]
+    """The queue's ARN."""
+    dead_letter_queue_url: pulumi.Output[str]
+    """Where messages land after `max_receive_count` failed receives."""
+    role_arn: pulumi.Output[str]
+    """The function's execution role."""
+
+    def __init__(
+        self, name: str, args: ProcessorArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dataplatform:index:Processor", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        prefix = args.name_prefix
+        function_name = f"{prefix}-processor"
+        digest = bundle_digest(settings.bundle_path.read_bytes())
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+
+        dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq",
+            name=f"{function_name}-dlq",
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            tags=args.tags,
+            opts=child,
+        )
+        # SSE-SQS rather than a KMS key: S3 cannot publish to a queue encrypted with the AWS
+        # managed SQS key, and the messages carry object keys, not data.
+        queue = aws.sqs.Queue(
+            f"{name}-queue",
+            name=function_name,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * settings.timeout_seconds,
+            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+            redrive_policy=dead_letter_queue.arn.apply(
+                lambda arn: redrive_policy(arn, settings.max_receive_count)
+            ),
+            sqs_managed_sse_enabled=True,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq-redrive-allow",
+            queue_url=dead_letter_queue.url,
+            redrive_allow_policy=queue.arn.apply(redrive_allow_policy),
+            opts=child,
+        )
+        send_policy = aws.sqs.QueuePolicy(
+            f"{name}-queue-policy",
+            queue_url=queue.url,
+            policy=pulumi.Output.all(queue.arn, args.bucket_arn, account_id).apply(
+                lambda values: queue_policy(
+                    queue_arn=values[0], bucket_arn=values[1], account_id=values[2]
+                )
+            ),
+            opts=child,
+        )
+        # S3 checks that it may send to the queue when the notification is created.
+        aws.s3.BucketNotification(
+            f"{name}-notification",
+            bucket=args.bucket_name,
+            queues=[
+                {
+                    "id": "raw-objects",
+                    "queue_arn": queue.arn,
+                    "events": ["s3:ObjectCreated:*"],
+                    "filter_prefix": Zone.RAW.prefix,
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[send_policy]),
+        )
+
+        bundle = aws.s3.BucketObjectv2(
+            f"{name}-bundle",
+            bucket=args.bucket_name,
+            key=bundle_key(digest),
+            source=pulumi.FileAsset(str(settings.bundle_path)),
+            content_type="application/zip",
+            server_side_encryption="aws:kms",
+            kms_key_id=args.lake_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy(),
+            description=f"{function_name}: least-privilege execution role",
+            tags=args.tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.bucket_arn,
+                args.lake_key_arn,
+                args.secret_arn,
+                args.secret_key_arn,
+                queue.arn,
+                log_group.arn,
+            ).apply(
+                lambda values: processor_policy(
+                    bucket_arn=values[0],
+                    lake_key_arn=values[1],
+                    secret_arn=values[2],
+                    secret_key_arn=values[3],
+                    queue_arn=values[4],
+                    log_group_arn=values[5],
+                )
+            ),
+            opts=child,
+        )
+
+        function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            role=role.arn,
+            runtime=RUNTIME,
+            handler=HANDLER,
+            architectures=[settings.architecture.value],
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            ephemeral_storage={"size": settings.ephemeral_storage_mb},
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            s3_bucket=bundle.bucket,
+            s3_key=bundle.key,
+            source_code_hash=digest.base64,
+            vpc_config={
+                "subnet_ids": list(args.subnet_ids),
+                "security_group_ids": [args.security_group_id],
+            },
+            environment={
+                "variables": {
+                    "DB_SECRET_ARN": args.secret_arn,
+                    "LOG_LEVEL": settings.log_level.value,
+                }
+            },
+            logging_config={
+                "log_format": "JSON",
+                "log_group": log_group.name,
+                "application_log_level": settings.log_level.lambda_level,
+                "system_log_level": "INFO",
+            },
+            tags=args.tags,
+            # Without its permissions the function cannot attach to the VPC or write logs.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+        aws.lambda_.EventSourceMapping(
+            f"{name}-trigger",
+            event_source_arn=queue.arn,
+            function_name=function.arn,
+            batch_size=settings.batch_size,
+            function_response_types=["ReportBatchItemFailures"],
+            # The poller would otherwise scale past the reserved concurrency and have its
+            # invocations throttled, burning receives; SQS accepts 2 or more here.
+            scaling_config=(
+                {"maximum_concurrency": settings.reserved_concurrency}
+                if settings.reserved_concurrency >= 2
+                else None
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+
+        aws.lambda_.Invocation(
+            f"{name}-migrate",
+            function_name=function.name,
+            input=json.dumps(MIGRATE_EVENT, sort_keys=True),
+            triggers={
+                "migrations": migrations_digest(read_migrations(args.migrations_dir)),
+                "database": args.database_endpoint,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.migrations_depend_on)),
+        )
+
+        actions = [args.alarm_topic_arn] if args.alarm_topic_arn else []
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-dlq-alarm",
+            alarm_description=f"Messages in {function_name}-dlq: files that failed every retry",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": dead_letter_queue.name},
+            statistic="Maximum",
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            ok_actions=actions,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-errors-alarm",
+            alarm_description=f"{function_name} raised errors (each one will be retried)",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={"FunctionName": function.name},
+            statistic="Sum",
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            ok_actions=actions,
+            tags=args.tags,
+            opts=child,
+        )
+
+        self.function_name = function.name
+        self.function_arn = function.arn
+        self.queue_url = queue.url
+        self.queue_arn = queue.arn
+        self.dead_letter_queue_url = dead_letter_queue.url
+        self.role_arn = role.arn
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "queue_url": self.queue_url,
+                "queue_arn": self.queue_arn,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
+                "role_arn": self.role_arn,
+            }
+        )

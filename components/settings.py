@@ -1,0 +1,595 @@
+"""The stack's settings: every config key, parsed once, validated before any resource exists.
+
+`load_settings` is the only reader of `pulumi.Config`, and `__main__.py` its only caller. It reads
+every key as the raw string the engine hands the program, and `parse_settings` (pure, testable
+without Pulumi) turns them into frozen dataclasses or raises one `SettingsError` that names every
+bad key and how to fix it. Nothing is registered with the engine until this has succeeded, so a bad
+value never leaves half a stack behind.
+
+`CONFIG_KEYS` is the single list of keys with their types and defaults; `Pulumi.yaml` declares the
+same keys for the CLI and a test holds the two equal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import pulumi
+
+from etl.errors import UsageError
+
+
+class SettingsError(UsageError, pulumi.RunError):
+    """One or more config values are invalid.
+
+    A `pulumi.RunError` so that `pulumi up` prints the message without a traceback, and a project
+    `UsageError` so that `dataplatform synth` prints it as one line with exit code 2.
+    """
+
+
+class Environment(StrEnum):
+    """What a stack is for; `prod` turns the protective settings from defaults into requirements."""
+
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Architecture(StrEnum):
+    """The Lambda instruction set; the bundle's wheels must match it."""
+
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+
+class PostgresMajorVersion(StrEnum):
+    """The PostgreSQL major versions this program has been written and tested against."""
+
+    V16 = "16"
+    V17 = "17"
+
+    @property
+    def parameter_group_family(self) -> str:
+        """The RDS parameter group family of this major version, e.g. `postgres17`."""
+        return f"postgres{self.value}"
+
+
+class ArchiveStorageClass(StrEnum):
+    """Where raw/ objects go after Standard-IA. GLACIER_IR keeps millisecond reads for backfills."""
+
+    GLACIER_IR = "GLACIER_IR"
+    GLACIER = "GLACIER"
+    DEEP_ARCHIVE = "DEEP_ARCHIVE"
+
+
+class LogLevel(StrEnum):
+    """The processor's log level, passed to the handler as `LOG_LEVEL` (Python logging names)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+    @property
+    def lambda_level(self) -> str:
+        """The same level in Lambda's advanced logging vocabulary (which spells WARNING `WARN`)."""
+        return "WARN" if self is LogLevel.WARNING else self.value
+
+
+ConfigType = Literal["string", "integer", "boolean"]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One project config key: its `Pulumi.yaml` type, its default (None: required), secrecy."""
+
+    name: str
+    type: ConfigType
+    default: str | int | bool | None
+    secret: bool = False
+
+
+PASSWORD_KEY = "dbPassword"  # noqa: S105 - the key's name, not a password
+BUNDLE_KEY = "processorBundlePath"
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("environment", "string", "prod"),
+    ConfigKey("logRetentionDays", "integer", 90),
+    ConfigKey("alarmTopicArn", "string", ""),
+    ConfigKey("vpcCidr", "string", "10.40.0.0/16"),
+    ConfigKey("lakeForceDestroy", "boolean", False),
+    ConfigKey("rawInfrequentAccessDays", "integer", 30),
+    ConfigKey("rawArchiveDays", "integer", 90),
+    ConfigKey("rawArchiveStorageClass", "string", "GLACIER_IR"),
+    ConfigKey("rejectsExpirationDays", "integer", 180),
+    ConfigKey("quarantineExpirationDays", "integer", 90),
+    ConfigKey("noncurrentVersionExpirationDays", "integer", 30),
+    ConfigKey("abortIncompleteUploadDays", "integer", 7),
+    ConfigKey("dbPostgresVersion", "integer", 17),
+    ConfigKey("dbInstanceClass", "string", "db.t4g.small"),
+    ConfigKey("dbAllocatedStorageGb", "integer", 20),
+    ConfigKey("dbMaxAllocatedStorageGb", "integer", 100),
+    ConfigKey("dbMultiAz", "boolean", True),
+    ConfigKey("dbDeletionProtection", "boolean", True),
+    ConfigKey("dbSkipFinalSnapshot", "boolean", False),
+    ConfigKey("dbBackupRetentionDays", "integer", 7),
+    ConfigKey("dbPerformanceInsightsRetentionDays", "integer", 7),
+    ConfigKey("dbIamAuthentication", "boolean", False),
+    ConfigKey("dbName", "string", "dataplatform"),
+    ConfigKey("dbUsername", "string", "dataplatform"),
+    ConfigKey(PASSWORD_KEY, "string", None, secret=True),
+    ConfigKey("processorArchitecture", "string", "arm64"),
+    ConfigKey("processorMemoryMb", "integer", 2048),
+    ConfigKey("processorTimeoutSeconds", "integer", 300),
+    ConfigKey("processorReservedConcurrency", "integer", 2),
+    ConfigKey("processorEphemeralStorageMb", "integer", 2048),
+    ConfigKey("processorBatchSize", "integer", 1),
+    ConfigKey("processorMaxReceiveCount", "integer", 3),
+    ConfigKey(BUNDLE_KEY, "string", "build/lambda/processor.zip"),
+    ConfigKey("processorLogLevel", "string", "INFO"),
+)
+
+# The retention values CloudWatch Logs accepts (0, "never expire", is deliberately not offered).
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922}
+    | {3288, 3653}
+)
+# RDS refuses these in a master password; the rest of printable ASCII is accepted.
+PASSWORD_FORBIDDEN = frozenset('/@" ')
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The VPC the processor and the database live in."""
+
+    vpc_cidr: str
+    """`vpcCidr`, default 10.40.0.0/16: a private (RFC 1918) IPv4 block from /16 to /24; the two
+    private subnets take its first two quarters."""
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """The data lake bucket: teardown behaviour and lifecycle per zone."""
+
+    force_destroy: bool
+    """`lakeForceDestroy`, default false: let `pulumi destroy` delete a non-empty bucket. Refused
+    in prod."""
+    raw_infrequent_access_days: int
+    """`rawInfrequentAccessDays`, default 30: days until raw/ objects move to Standard-IA; at least
+    30 (S3 refuses earlier Standard-IA transitions)."""
+    raw_archive_days: int
+    """`rawArchiveDays`, default 90: days until raw/ objects move to `raw_archive_storage_class`;
+    at least `rawInfrequentAccessDays` + 30 (S3's minimum stay in Standard-IA)."""
+    raw_archive_storage_class: ArchiveStorageClass
+    """`rawArchiveStorageClass`, default GLACIER_IR: GLACIER_IR, GLACIER or DEEP_ARCHIVE."""
+    rejects_expiration_days: int
+    """`rejectsExpirationDays`, default 180: days rejects/ objects are kept; 1 or more."""
+    quarantine_expiration_days: int
+    """`quarantineExpirationDays`, default 90: days quarantine/ objects are kept; 1 or more."""
+    noncurrent_version_expiration_days: int
+    """`noncurrentVersionExpirationDays`, default 30: days an overwritten or deleted version is
+    kept before it is removed for good; 1 or more."""
+    abort_incomplete_upload_days: int
+    """`abortIncompleteUploadDays`, default 7: days after which unfinished multipart uploads are
+    discarded; 1 or more."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """The RDS PostgreSQL instance and its master credentials."""
+
+    postgres_version: PostgresMajorVersion
+    """`dbPostgresVersion`, default 17: the major version, 16 or 17."""
+    instance_class: str
+    """`dbInstanceClass`, default db.t4g.small: any `db.<family>.<size>` class."""
+    allocated_storage_gb: int
+    """`dbAllocatedStorageGb`, default 20: initial gp3 storage, 20 to 65536 GiB."""
+    max_allocated_storage_gb: int
+    """`dbMaxAllocatedStorageGb`, default 100: storage autoscaling ceiling, at least
+    `dbAllocatedStorageGb` (equal turns autoscaling off), at most 65536."""
+    multi_az: bool
+    """`dbMultiAz`, default true: a synchronous standby in a second AZ. Required in prod."""
+    deletion_protection: bool
+    """`dbDeletionProtection`, default true: RDS refuses to delete the instance. Required in
+    prod."""
+    skip_final_snapshot: bool
+    """`dbSkipFinalSnapshot`, default false: delete without a final snapshot. Refused in prod."""
+    backup_retention_days: int
+    """`dbBackupRetentionDays`, default 7: automated backup retention, 1 to 35; at least 7 in
+    prod."""
+    performance_insights_retention_days: int
+    """`dbPerformanceInsightsRetentionDays`, default 7: 7 (free tier), a multiple of 31 up to 713,
+    or 731."""
+    iam_authentication: bool
+    """`dbIamAuthentication`, default false: also accept IAM database authentication."""
+    db_name: str
+    """`dbName`, default dataplatform: the database created at launch; a letter, then up to 62
+    letters, digits or underscores."""
+    username: str
+    """`dbUsername`, default dataplatform: the master user; same rules as `dbName`, not
+    `rdsadmin`."""
+    password: pulumi.Input[str] = field(repr=False)
+    """`dbPassword`, secret, required: 8 to 128 printable ASCII characters without `/`, `@`, `"`
+    or space. Held as a secret Output; never printed."""
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """The Lambda processor, its queue and its code bundle."""
+
+    architecture: Architecture
+    """`processorArchitecture`, default arm64: arm64 or x86_64."""
+    memory_mb: int
+    """`processorMemoryMb`, default 2048: 128 to 10240 MB."""
+    timeout_seconds: int
+    """`processorTimeoutSeconds`, default 300: 1 to 900 s; the queue's visibility timeout is six
+    times this, as AWS recommends for SQS event sources."""
+    reserved_concurrency: int
+    """`processorReservedConcurrency`, default 2: 1 to 1000 concurrent executions, which also caps
+    the connections the processor opens to the database."""
+    ephemeral_storage_mb: int
+    """`processorEphemeralStorageMb`, default 2048: /tmp size, 512 to 10240 MB."""
+    batch_size: int
+    """`processorBatchSize`, default 1: SQS messages per invocation, 1 to 10."""
+    max_receive_count: int
+    """`processorMaxReceiveCount`, default 3: receives before a message moves to the dead-letter
+    queue, 1 to 1000."""
+    bundle_path: Path
+    """`processorBundlePath`, default build/lambda/processor.zip: the prebuilt code zip, relative
+    to the project directory; it must exist."""
+    log_level: LogLevel
+    """`processorLogLevel`, default INFO: DEBUG, INFO, WARNING or ERROR."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs to know about one stack, validated."""
+
+    project: str
+    """The Pulumi project name (`dataplatform`)."""
+    stack: str
+    """The stack name, lowercase letters, digits and hyphens."""
+    environment: Environment
+    """`environment`, default prod: dev or prod. New stacks get prod's rules unless they opt out."""
+    log_retention_days: int
+    """`logRetentionDays`, default 90: retention of every log group this program creates; one of
+    the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)."""
+    alarm_topic_arn: str | None
+    """`alarmTopicArn`, default empty: an SNS topic ARN the alarms notify; empty for no action."""
+    network: NetworkSettings
+    """The VPC's settings."""
+    lake: LakeSettings
+    """The data lake's settings."""
+    database: DatabaseSettings
+    """The database's settings, including the secret password."""
+    processor: ProcessorSettings
+    """The processor's settings, including the bundle path."""
+
+    @property
+    def name_prefix(self) -> str:
+        """The prefix of physical names, `<project>-<stack>`, unique per account and region."""
+        return f"{self.project}-{self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every taggable resource carries."""
+        return resource_tags(self.project, self.stack, self.environment)
+
+
+def resource_tags(project: str, stack: str, environment: Environment) -> dict[str, str]:
+    """The tag map for a stack: who owns a resource and which stack manages it."""
+    return {
+        "Project": project,
+        "Stack": stack,
+        "Environment": environment.value,
+        "ManagedBy": "pulumi",
+    }
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+class _Reader:
+    """Reads raw config strings into typed values, collecting every problem instead of stopping."""
+
+    def __init__(self, raw: Mapping[str, str | None], project: str, stack: str) -> None:
+        self._raw = raw
+        self._project = project
+        self._stack = stack
+        self._defaults = {key.name: key.default for key in CONFIG_KEYS}
+        self.problems: list[str] = []
+
+    def fail(self, key: str, problem: str, example: str | None = None) -> None:
+        """Record that `key` is invalid, with the command that sets a valid value."""
+        fix = f"pulumi config set {key} {example or '<value>'} -s {self._stack}"
+        if key == PASSWORD_KEY:
+            fix = f"pulumi config set --secret {key} <password> -s {self._stack}"
+        self.problems.append(f"{self._project}:{key} {problem} (fix: {fix})")
+
+    def _value(self, key: str) -> str | None:
+        value = self._raw.get(key)
+        if value is None:
+            default = self._defaults[key]
+            return None if default is None else _yaml_scalar(default)
+        return value
+
+    def plaintext(self, key: str) -> str | None:
+        """The raw value of `key` as given, without a default (used for the secret)."""
+        return self._raw.get(key)
+
+    def string(self, key: str) -> str:
+        """The value of a string key (its default when unset)."""
+        return self._value(key) or ""
+
+    def integer(self, key: str, low: int, high: int | None = None) -> int:
+        """The value of an integer key, which must lie in [low, high]."""
+        value = self._value(key) or ""
+        try:
+            number = int(value.strip())
+        except ValueError:
+            self.fail(key, f"must be a whole number, got {value!r}", str(low))
+            return low
+        if number < low or (high is not None and number > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            self.fail(key, f"must be {bounds}, got {number}", str(low))
+            return low
+        return number
+
+    def boolean(self, key: str) -> bool:
+        """The value of a boolean key: `true` or `false`."""
+        value = (self._value(key) or "").strip().lower()
+        if value not in ("true", "false"):
+            self.fail(key, f"must be true or false, got {value!r}", "false")
+            return False
+        return value == "true"
+
+    def choice(self, key: str, enum: type[_E]) -> _E:
+        """The value of a key restricted to the values of `enum`."""
+        value = self.string(key).strip()
+        choices = [str(member.value) for member in enum]
+        try:
+            return enum(value)
+        except ValueError:
+            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}", choices[0])
+            return next(iter(enum))
+
+
+def _yaml_scalar(value: str | int | bool) -> str:
+    """A default as the engine would pass it: booleans as `true`/`false`, numbers as digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
+
+
+def parse_settings(
+    raw: Mapping[str, str | None],
+    *,
+    project: str,
+    stack: str,
+    root: Path,
+    password: pulumi.Input[str],
+) -> Settings:
+    """Validate raw config strings (keys without the project prefix) into `Settings`.
+
+    `raw[PASSWORD_KEY]` is the plaintext password, used only to check RDS's rules; `password` is
+    the secret Output the database receives. Raises one `SettingsError` naming every bad key.
+    """
+    read = _Reader(raw, project, stack)
+    if not _STACK_NAME.match(stack):
+        read.problems.append(
+            f"stack name {stack!r} must be 1 to 20 lowercase letters, digits or hyphens, starting "
+            "with a letter, because it becomes part of bucket and function names "
+            "(fix: pulumi stack init <name>)"
+        )
+
+    environment = read.choice("environment", Environment)
+    log_retention = read.integer("logRetentionDays", 1)
+    if log_retention not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, sorted(LOG_RETENTION_DAYS)))
+        read.fail("logRetentionDays", f"must be one of {allowed}, got {log_retention}", "30")
+    alarm_topic = read.string("alarmTopicArn").strip()
+    if alarm_topic and not _SNS_ARN.match(alarm_topic):
+        read.fail("alarmTopicArn", f"must be an SNS topic ARN or empty, got {alarm_topic!r}")
+
+    network = NetworkSettings(vpc_cidr=_vpc_cidr(read))
+    lake = _lake(read)
+    database = _database(read, password)
+    processor = _processor(read, root)
+
+    if environment is Environment.PROD:
+        _prod_rules(read, lake, database)
+
+    if read.problems:
+        raise SettingsError(f"invalid config for stack {stack}: " + "; ".join(read.problems))
+    return Settings(
+        project=project,
+        stack=stack,
+        environment=environment,
+        log_retention_days=log_retention,
+        alarm_topic_arn=alarm_topic or None,
+        network=network,
+        lake=lake,
+        database=database,
+        processor=processor,
+    )
+
+
+def _vpc_cidr(read: _Reader) -> str:
+    value = read.string("vpcCidr").strip()
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError:
+        read.fail("vpcCidr", f"must be an IPv4 network such as 10.40.0.0/16, got {value!r}")
+        return value
+    if not 16 <= network.prefixlen <= 24 or not network.is_private:
+        read.fail(
+            "vpcCidr",
+            f"must be a private (RFC 1918) block from /16 to /24, got {value}",
+            "10.40.0.0/16",
+        )
+    return str(network)
+
+
+def _lake(read: _Reader) -> LakeSettings:
+    infrequent = read.integer("rawInfrequentAccessDays", 30)
+    archive = read.integer("rawArchiveDays", 1)
+    if archive < infrequent + 30:
+        read.fail(
+            "rawArchiveDays",
+            f"must be at least rawInfrequentAccessDays + 30 = {infrequent + 30} (S3 keeps objects "
+            f"30 days in Standard-IA before archiving them), got {archive}",
+            str(infrequent + 30),
+        )
+    return LakeSettings(
+        force_destroy=read.boolean("lakeForceDestroy"),
+        raw_infrequent_access_days=infrequent,
+        raw_archive_days=archive,
+        raw_archive_storage_class=read.choice("rawArchiveStorageClass", ArchiveStorageClass),
+        rejects_expiration_days=read.integer("rejectsExpirationDays", 1),
+        quarantine_expiration_days=read.integer("quarantineExpirationDays", 1),
+        noncurrent_version_expiration_days=read.integer("noncurrentVersionExpirationDays", 1),
+        abort_incomplete_upload_days=read.integer("abortIncompleteUploadDays", 1),
+    )
+
+
+def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
+    version = read.integer("dbPostgresVersion", 16, 17)
+    instance_class = read.string("dbInstanceClass").strip()
+    if not _INSTANCE_CLASS.match(instance_class):
+        read.fail("dbInstanceClass", f"must look like db.t4g.small, got {instance_class!r}")
+    allocated = read.integer("dbAllocatedStorageGb", 20, 65536)
+    max_allocated = read.integer("dbMaxAllocatedStorageGb", 20, 65536)
+    if max_allocated < allocated:
+        read.fail(
+            "dbMaxAllocatedStorageGb",
+            f"must be at least dbAllocatedStorageGb ({allocated}), got {max_allocated}",
+            str(allocated),
+        )
+    insights = read.integer("dbPerformanceInsightsRetentionDays", 7, 731)
+    if insights not in {7, 731} and insights % 31 != 0:
+        read.fail(
+            "dbPerformanceInsightsRetentionDays",
+            f"must be 7, a multiple of 31 up to 713, or 731, got {insights}",
+            "7",
+        )
+    names = {}
+    for key in ("dbName", "dbUsername"):
+        names[key] = read.string(key).strip()
+        if not _IDENTIFIER.match(names[key]):
+            read.fail(
+                key,
+                "must be a letter followed by up to 62 letters, digits or underscores, "
+                f"got {names[key]!r}",
+                "dataplatform",
+            )
+    if names["dbUsername"].lower() == "rdsadmin":
+        read.fail("dbUsername", "must not be rdsadmin, which RDS reserves", "dataplatform")
+    _check_password(read, read.plaintext(PASSWORD_KEY))
+    return DatabaseSettings(
+        postgres_version=PostgresMajorVersion(str(version)),
+        instance_class=instance_class,
+        allocated_storage_gb=allocated,
+        max_allocated_storage_gb=max_allocated,
+        multi_az=read.boolean("dbMultiAz"),
+        deletion_protection=read.boolean("dbDeletionProtection"),
+        skip_final_snapshot=read.boolean("dbSkipFinalSnapshot"),
+        backup_retention_days=read.integer("dbBackupRetentionDays", 1, 35),
+        performance_insights_retention_days=insights,
+        iam_authentication=read.boolean("dbIamAuthentication"),
+        db_name=names["dbName"],
+        username=names["dbUsername"],
+        password=password,
+    )
+
+
+def _check_password(read: _Reader, plaintext: str | None) -> None:
+    """Check RDS's password rules. Messages describe the problem, never the value."""
+    if plaintext is None or plaintext == "":
+        read.fail(PASSWORD_KEY, "is not set")
+        return
+    if not 8 <= len(plaintext) <= 128:
+        read.fail(PASSWORD_KEY, f"must be 8 to 128 characters long, got {len(plaintext)}")
+    if any(not " " <= char <= "~" for char in plaintext):
+        read.fail(PASSWORD_KEY, "must contain printable ASCII characters only")
+    refused = sorted(PASSWORD_FORBIDDEN.intersection(plaintext))
+    if refused:
+        names = {"/": "slash", "@": "at sign", '"': "double quote", " ": "space"}
+        listed = ", ".join(names[char] for char in refused)
+        read.fail(PASSWORD_KEY, f"must not contain {listed}, which RDS refuses")
+
+
+def _processor(read: _Reader, root: Path) -> ProcessorSettings:
+    bundle_value = read.string(BUNDLE_KEY).strip()
+    bundle = Path(bundle_value)
+    if not bundle.is_absolute():
+        bundle = root / bundle
+    if not bundle.is_file():
+        read.fail(
+            BUNDLE_KEY,
+            f"points at {bundle_value!r}, which does not exist; build the processor bundle "
+            "(`uv run dataplatform bundle`) or point this key at a prebuilt zip",
+            "path/to/processor.zip",
+        )
+    elif not zipfile.is_zipfile(bundle):
+        read.fail(BUNDLE_KEY, f"points at {bundle_value!r}, which is not a zip archive")
+    return ProcessorSettings(
+        architecture=read.choice("processorArchitecture", Architecture),
+        memory_mb=read.integer("processorMemoryMb", 128, 10240),
+        timeout_seconds=read.integer("processorTimeoutSeconds", 1, 900),
+        reserved_concurrency=read.integer("processorReservedConcurrency", 1, 1000),
+        ephemeral_storage_mb=read.integer("processorEphemeralStorageMb", 512, 10240),
+        batch_size=read.integer("processorBatchSize", 1, 10),
+        max_receive_count=read.integer("processorMaxReceiveCount", 1, 1000),
+        bundle_path=bundle,
+        log_level=read.choice("processorLogLevel", LogLevel),
+    )
+
+
+def _prod_rules(read: _Reader, lake: LakeSettings, database: DatabaseSettings) -> None:
+    """In prod the protective settings are requirements, not defaults."""
+    if not database.deletion_protection:
+        read.fail("dbDeletionProtection", "must be true in prod", "true")
+    if not database.multi_az:
+        read.fail("dbMultiAz", "must be true in prod", "true")
+    if database.skip_final_snapshot:
+        read.fail("dbSkipFinalSnapshot", "must be false in prod", "false")
+    if database.backup_retention_days < 7:
+        read.fail(
+            "dbBackupRetentionDays",
+            f"must be at least 7 in prod, got {database.backup_retention_days}",
+            "7",
+        )
+    if lake.force_destroy:
+        read.fail("lakeForceDestroy", "must be false in prod", "false")
+
+
+def load_settings(config: pulumi.Config, *, root: Path) -> Settings:
+    """Read every key of `CONFIG_KEYS` from the project's config and validate it.
+
+    The password is read twice on purpose: its plaintext (`Config.get`, already decrypted by the
+    engine) to check RDS's rules before any resource exists, and `Config.require_secret` for the
+    Output the database receives, so the value stays a secret from config to resource.
+    """
+    raw = {key.name: config.get(key.name) for key in CONFIG_KEYS}
+    password: pulumi.Input[str] = ""
+    if raw[PASSWORD_KEY]:
+        password = config.require_secret(PASSWORD_KEY)
+    return parse_settings(
+        raw,
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        root=root,
+        password=password,
+    )

@@ -1,0 +1,287 @@
+"""`dataplatform synth`: what `pulumi up -s <stack>` would create, without AWS, CLI or network.
+
+It runs the real `__main__.py` under Pulumi's mocks runtime (`components.mocks`) with the stack's
+config as the engine would assemble it (`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`)
+and prints every registered resource: its type, logical name, parent, dependencies and inputs,
+sorted, with every secret replaced by `[secret]`. Secure config values (and `dbPassword`, which
+stack files only hold encrypted) are replaced by a placeholder that passes validation; a missing
+processor bundle by a tiny fixed placeholder zip, flagged in the output. Mocked ids, ARNs and the
+bucket's random suffix are derived from names, so two runs print the same bytes: CI can diff a
+PR's infrastructure even where no credentials exist (fork PRs).
+
+Run it as `dataplatform synth --stack dev` or `python -m components.synth --stack dev`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+# PyYAML comes with pulumi (a runtime dependency of both); stack files are YAML.
+import yaml
+
+from components.mocks import ProgramRun, RecordedResource, is_secret, run_program
+from components.settings import BUNDLE_KEY
+from etl.errors import UsageError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REDACTED = "[secret]"
+# Passes the password rules so that the program runs; never printed (inputs carrying it are
+# secret and redacted).
+PLACEHOLDER_SECRET = "synth-placeholder-secret"  # noqa: S105 - a placeholder, not a credential
+# Input names that hold credentials whatever their secrecy flag says (belt and braces).
+SECRET_INPUT_NAMES = frozenset(
+    {"password", "passwordWo", "secretString", "secretStringWo", "secretBinary"}
+)
+Format = Literal["json", "mermaid"]
+
+
+class SynthError(UsageError):
+    """The stack cannot be synthesised as asked (unknown stack, unreadable stack file)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as the engine would pass it to the program."""
+
+    project: str
+    values: dict[str, str]
+    """Full keys (`project:key`, `aws:region`) to string values."""
+    secret_keys: list[str]
+    """Keys whose values are secrets (secure in the stack file or declared `secret: true`)."""
+
+
+def _scalar(value: Any) -> str:
+    """A YAML value as the engine passes config: strings as-is, booleans lowercase, rest JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise SynthError(f"cannot read {path.name}: {error}") from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def stack_names(root: Path) -> list[str]:
+    """The stacks that have a settings file next to `Pulumi.yaml`."""
+    return sorted(path.name.split(".")[1] for path in root.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(root: Path, stack: str) -> StackConfig:
+    """`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`, secure values replaced."""
+    project_file = _read_yaml(root / "Pulumi.yaml")
+    project = str(project_file.get("name", ""))
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        known = ", ".join(stack_names(root)) or "none"
+        raise SynthError(f"no stack file Pulumi.{stack}.yaml (stacks here: {known})")
+
+    values: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    declared: Mapping[str, Any] = project_file.get("config") or {}
+    for key, declaration in declared.items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(declaration, dict):
+            if declaration.get("secret"):
+                secret_keys.add(full_key)
+                values[full_key] = PLACEHOLDER_SECRET
+            elif "default" in declaration:
+                values[full_key] = _scalar(declaration["default"])
+            elif "value" in declaration:
+                values[full_key] = _scalar(declaration["value"])
+        else:
+            values[full_key] = _scalar(declaration)
+
+    for key, value in (_read_yaml(stack_file).get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            secret_keys.add(full_key)
+            values[full_key] = PLACEHOLDER_SECRET
+        else:
+            values[full_key] = _scalar(value)
+    return StackConfig(project=project, values=values, secret_keys=sorted(secret_keys))
+
+
+def placeholder_bundle() -> bytes:
+    """A fixed, tiny zip standing in for the processor bundle when it has not been built."""
+    entry = zipfile.ZipInfo("PLACEHOLDER.txt", date_time=(1980, 1, 1, 0, 0, 0))
+    entry.external_attr = 0o644 << 16
+    with tempfile.SpooledTemporaryFile() as buffer:
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(entry, "dataplatform synth: the processor bundle was not built\n")
+        buffer.seek(0)
+        return buffer.read()
+
+
+@contextmanager
+def _bundle_for(config: StackConfig, root: Path) -> Iterator[tuple[StackConfig, dict[str, Any]]]:
+    """The config with a usable bundle path, and what the manifest says about the bundle."""
+    key = f"{config.project}:{BUNDLE_KEY}"
+    configured = config.values.get(key, "")
+    path = Path(configured) if Path(configured).is_absolute() else root / configured
+    if path.is_file():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        yield config, {"path": configured, "placeholder": False, "sha256": digest}
+        return
+    with tempfile.TemporaryDirectory(prefix="dataplatform-synth-") as directory:
+        placeholder = Path(directory) / "processor.zip"
+        content = placeholder_bundle()
+        placeholder.write_bytes(content)
+        values = {**config.values, key: str(placeholder)}
+        info = {
+            "path": configured,
+            "placeholder": True,
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+        yield StackConfig(config.project, values, config.secret_keys), info
+
+
+def redact(value: Any, name: str | None = None) -> Any:
+    """A recorded value made printable and deterministic, with every secret replaced."""
+    if is_secret(value) or (name in SECRET_INPUT_NAMES and value is not None):
+        return REDACTED
+    if isinstance(value, dict):
+        return {key: redact(item, key) for key, item in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    path = getattr(value, "path", None)
+    if isinstance(path, str):  # a FileAsset or FileArchive: its content, not where it lives
+        file = Path(path)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
+        return {"asset": type(value).__name__, "sha256": digest}
+    raise TypeError(f"cannot render {type(value).__name__} in a manifest")
+
+
+def manifest(
+    run: ProgramRun, *, project: str, stack: str, bundle: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The printable description of a run: resources, exports, bundle; secrets redacted."""
+    names = {resource.urn: resource.name for resource in run.resources}
+    resources = [
+        {
+            "type": resource.type,
+            "name": resource.name,
+            "parent": names.get(resource.parent) if resource.parent else None,
+            "dependsOn": sorted(names.get(urn, urn) for urn in resource.dependencies),
+            "inputs": redact(resource.inputs),
+        }
+        for resource in sorted(run.resources, key=lambda r: (r.type, r.name))
+    ]
+    exports = {
+        name: REDACTED if export.secret else redact(export.value)
+        for name, export in sorted(run.exports.items())
+    }
+    return {
+        "project": project,
+        "stack": stack,
+        "bundle": dict(bundle),
+        "resources": resources,
+        "exports": exports,
+        "warnings": list(run.warnings),
+    }
+
+
+def render_json(document: Mapping[str, Any]) -> str:
+    """The manifest as stable JSON (sorted keys, two-space indent, trailing newline)."""
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _short_type(type_: str) -> str:
+    """`aws:s3/bucketPolicy:BucketPolicy` -> `aws.s3.BucketPolicy`."""
+    package, module, kind = type_.split(":")
+    module = module.split("/")[0]
+    return f"{package}.{kind}" if module == "index" else f"{package}.{module}.{kind}"
+
+
+def _component_of(resource: RecordedResource, by_urn: Mapping[str, RecordedResource]) -> str | None:
+    """The URN of the component a resource belongs to (itself, for a component)."""
+    current: RecordedResource | None = resource
+    while current is not None and current.custom:
+        current = by_urn.get(current.parent) if current.parent else None
+    return current.urn if current is not None else None
+
+
+def render_mermaid(run: ProgramRun, *, stack: str, bundle: Mapping[str, Any]) -> str:
+    """A Mermaid flowchart: one subgraph per component, edges where one feeds another."""
+    by_urn = {resource.urn: resource for resource in run.resources}
+    components = sorted((r for r in run.resources if not r.custom), key=lambda r: r.name)
+    ids = {component.urn: f"c{index}" for index, component in enumerate(components)}
+    note = " (placeholder bundle)" if bundle.get("placeholder") else ""
+    lines = [f"%% dataplatform synth --stack {stack}{note}", "flowchart LR"]
+    counter = 0
+    for component in components:
+        kind = component.type.rsplit(":", 1)[-1]
+        lines.append(f'    subgraph {ids[component.urn]}["{kind}: {component.name}"]')
+        lines.append("        direction TB")
+        members = sorted(
+            (r for r in run.resources if r.custom and _component_of(r, by_urn) == component.urn),
+            key=lambda r: (r.type, r.name),
+        )
+        for member in members:
+            lines.append(f'        r{counter}["{_short_type(member.type)}<br/>{member.name}"]')
+            counter += 1
+        lines.append("    end")
+    edges = set()
+    for resource in run.resources:
+        target = _component_of(resource, by_urn)
+        for dependency in resource.dependencies:
+            source = _component_of(by_urn[dependency], by_urn) if dependency in by_urn else None
+            if source and target and source != target and source in ids and target in ids:
+                edges.add((ids[source], ids[target]))
+    lines.extend(f"    {source} --> {target}" for source, target in sorted(edges))
+    return "\n".join(lines) + "\n"
+
+
+def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_ROOT) -> str:
+    """Run the program of `root` for `stack` under mocks and render it in `output_format`."""
+    config = load_stack_config(root, stack)
+    with _bundle_for(config, root) as (usable, bundle):
+        run = run_program(
+            root / "__main__.py",
+            project=usable.project,
+            stack=stack,
+            config=usable.values,
+            secret_keys=usable.secret_keys,
+        )
+    if output_format == "mermaid":
+        return render_mermaid(run, stack=stack, bundle=bundle)
+    return render_json(manifest(run, project=config.project, stack=stack, bundle=bundle))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m components.synth --stack dev [--format mermaid]`."""
+    parser = argparse.ArgumentParser(prog="python -m components.synth", description=__doc__)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--format", choices=["json", "mermaid"], default="json")
+    options = parser.parse_args(argv)
+    try:
+        sys.stdout.write(synth(options.stack, options.format))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""A quality report a person would rather look at than read: one self-contained HTML page per load
+(inline SVG charts, no scripts, no external files), rendered from the JSON report."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+_STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:960px;padding:0 1rem;color:#1d2430}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}
+.sub{color:#5b6472;margin-top:0}.tiles{display:flex;gap:1rem;flex-wrap:wrap}
+.tile{border:1px solid #d8dde6;border-radius:8px;padding:.7rem 1rem;min-width:140px}
+.tile b{display:block;font-size:1.5rem}.bad b{color:#b3261e}.ok b{color:#1b7f3b}
+table{border-collapse:collapse;margin-top:.5rem}td,th{padding:.25rem .8rem;text-align:left;
+border-bottom:1px solid #eceff4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+svg text{font:12px system-ui,sans-serif;fill:#1d2430}.muted{color:#5b6472}
+"""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The page for one processed input's report (as built by `etl.report.build_report`)."""
+    title = f"{report['dataset']} {report['month']} · {report['source']}"
+    rows_in, rows_rejected = report["rows_in"], report["rows_rejected"]
+    rejected_share = rows_rejected / rows_in if rows_in else 0.0
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>Quality report: {escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Quality report</h1><p class=sub>{escape(title)}</p>",
+        "<div class=tiles>",
+        _tile("rows in", f"{rows_in:,}"),
+        _tile("clean", f"{report['rows_clean']:,}", "ok"),
+        _tile("rejected", f"{rows_rejected:,} ({rejected_share:.1%})", "bad"),
+        "</div>",
+        "<h2>Reject reasons</h2>",
+        _bar_chart(report["reasons"]) if report["reasons"] else "<p class=muted>No rejects.</p>",
+        "<h2>Clean trips per day</h2>",
+        _column_chart(report.get("trips_per_day", {})),
+        "<h2>Schema notes</h2>",
+        _schema_table(report["schema"]),
+        "<h2>Null rate per column</h2>",
+        _table(
+            ("column", "null rate"),
+            [(name, f"{rate:.2%}") for name, rate in report["null_rate"].items() if rate > 0],
+        ),
+    ]
+    timings = report.get("timings_ms")
+    if timings:
+        parts += ["<h2>Timings</h2>", _table(("step", "ms"), list(timings.items()))]
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _tile(label: str, value: str, kind: str = "") -> str:
+    return f"<div class='tile {kind}'><b>{escape(value)}</b>{escape(label)}</div>"
+
+
+def _bar_chart(counts: dict[str, int]) -> str:
+    width, bar_height, label_width = 900, 22, 230
+    largest = max(counts.values())
+    height = bar_height * len(counts) + 8
+    bars = []
+    for row, (reason, count) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
+        y = row * bar_height + 4
+        length = max(1.0, (width - label_width - 90) * count / largest)
+        bars.append(
+            f"<text x=0 y={y + 15}>{escape(reason)}</text>"
+            f"<rect x={label_width} y={y} width={length:.1f} height={bar_height - 6} fill=#b3261e>"
+            f"<title>{escape(reason)}: {count:,}</title></rect>"
+            f"<text x={label_width + length + 6:.1f} y={y + 15}>{count:,}</text>"
+        )
+    return f"<svg viewBox='0 0 {width} {height}' width=100% role=img>{''.join(bars)}</svg>"
+
+
+def _column_chart(per_day: dict[str, int]) -> str:
+    if not per_day:
+        return "<p class=muted>No clean trips.</p>"
+    width, height, bottom = 900, 220, 40
+    largest = max(per_day.values())
+    step = (width - 40) / len(per_day)
+    columns = []
+    for index, (day, count) in enumerate(per_day.items()):
+        column_height = (height - bottom - 10) * count / largest
+        x = index * step
+        columns.append(
+            f"<rect x={x + 1:.1f} y={height - bottom - column_height:.1f} "
+            f"width={max(step - 2, 1):.1f} height={column_height:.1f} fill=#1b6fb3>"
+            f"<title>{escape(day)}: {count:,}</title></rect>"
+        )
+        if index % max(1, len(per_day) // 8) == 0:
+            columns.append(f"<text x={x:.1f} y={height - bottom + 16}>{escape(day[5:])}</text>")
+    columns.append(f"<text x=0 y={height - 4}>peak {largest:,} trips/day</text>")
+    return f"<svg viewBox='0 0 {width} {height}' width=100% role=img>{''.join(columns)}</svg>"
+
+
+def _schema_table(schema: dict[str, Any]) -> str:
+    rows = [
+        ("location columns", schema["location_mode"]),
+        ("renamed", ", ".join(f"{a} → {b}" for a, b in schema["renamed"].items()) or "none"),
+        ("cast", ", ".join(schema["cast"]) or "none"),
+        ("missing optional", ", ".join(schema["missing_optional"]) or "none"),
+        ("unexpected", ", ".join(schema["unexpected"]) or "none"),
+        ("blank lines", str(schema["blank_lines"])),
+    ]
+    return _table(("", ""), rows)
+
+
+def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
+    if not rows:
+        return "<p class=muted>None.</p>"
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    body = "".join(
+        f"<tr><td>{escape(str(key))}</td>"
+        f"<td{' class=n' if _is_number(value) else ''}>{escape(str(value))}</td></tr>"
+        for key, value in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) or (isinstance(value, str) and value[:1].isdigit())

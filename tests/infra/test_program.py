@@ -1,0 +1,76 @@
+"""The program's shape: its components, their children, and what it may call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.mocks import ProgramRun, run_program
+
+COMPONENTS = {
+    "dataplatform:index:Network": "network",
+    "dataplatform:index:DataLake": "lake",
+    "dataplatform:index:Database": "database",
+    "dataplatform:index:Processor": "processor",
+}
+ALLOWED_INVOKES = {
+    "aws:index/getCallerIdentity:getCallerIdentity",
+    "aws:index/getRegion:getRegion",
+    "aws:index/getPartition:getPartition",
+    "aws:index/getAvailabilityZones:getAvailabilityZones",
+}
+
+
+def test_four_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
+    # Rule: the program is composed of exactly the four dataplatform:index components.
+    found = {r.type: r.name for r in stack_run.resources if not r.custom}
+    assert found == COMPONENTS, found
+
+
+def test_every_cloud_resource_is_parented_to_its_component(stack_run: ProgramRun) -> None:
+    # Rule: children are created with parent=self and named "<component>-<role>".
+    components = {r.urn: r.name for r in stack_run.resources if not r.custom}
+    strays = [
+        r.urn
+        for r in stack_run.resources
+        if r.custom
+        and (r.parent not in components or not r.name.startswith(f"{components[r.parent]}-"))
+    ]
+    assert strays == [], strays
+
+
+def test_no_deprecated_resource_or_argument_is_used(stack_run: ProgramRun) -> None:
+    # Rule: pulumi-aws logs a warning for every deprecated class or input; there must be none.
+    assert stack_run.warnings == [], stack_run.warnings
+
+
+def test_only_the_four_usual_invokes_are_called(stack_run: ProgramRun) -> None:
+    # Rule: no data sources beyond identity, region, partition and AZs (no get_policy_document).
+    assert set(stack_run.invokes) <= ALLOWED_INVOKES, stack_run.invokes
+
+
+def test_the_deprecation_detector_sees_a_deprecated_resource(tmp_path: Path) -> None:
+    # Rule: the warnings check above can fail - a BucketV2 (deprecated in pulumi-aws 7) is seen.
+    program = tmp_path / "__main__.py"
+    program.write_text('import pulumi_aws as aws\naws.s3.BucketV2("old")\n')
+    run = run_program(program, project="probe", stack="probe", config={})
+    assert any("BucketV2 is deprecated" in warning for warning in run.warnings), run.warnings
+
+
+def test_exports_are_what_users_need(stack_run: ProgramRun) -> None:
+    # Rule: the stack exports bucket, queues, function, database endpoint and secret ARN.
+    assert sorted(stack_run.exports) == [
+        "bucketName",
+        "databaseEndpoint",
+        "databaseSecretArn",
+        "deadLetterQueueUrl",
+        "functionName",
+        "queueUrl",
+    ], sorted(stack_run.exports)
+
+
+def test_every_kms_key_rotates(stack_run: ProgramRun) -> None:
+    # Rule: customer-managed keys rotate yearly (lake key and database key).
+    keys = stack_run.by_type("aws:kms/key:Key")
+    assert {key.name for key in keys} == {"lake-key", "database-key"}, [k.urn for k in keys]
+    unrotated = [key.urn for key in keys if key.inputs.get("enableKeyRotation") is not True]
+    assert unrotated == [], unrotated

@@ -1,0 +1,126 @@
+"""Settings parsing (pure) and the config files that feed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.settings import (
+    CONFIG_KEYS,
+    PASSWORD_KEY,
+    Architecture,
+    Environment,
+    Settings,
+    SettingsError,
+    parse_settings,
+)
+from tests.infra.support import ROOT, STACKS, TEST_PASSWORD, write_bundle
+
+PROJECT_CONFIG = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+
+
+def _parse(tmp_path: Path, stack: str = "dev", **raw: str) -> Settings:
+    bundle = write_bundle(tmp_path / "processor.zip")
+    values: dict[str, str | None] = {
+        PASSWORD_KEY: TEST_PASSWORD,
+        "processorBundlePath": str(bundle),
+    }
+    values.update(raw)
+    return parse_settings(
+        values, project="dataplatform", stack=stack, root=tmp_path, password=TEST_PASSWORD
+    )
+
+
+def test_pulumi_yaml_declares_every_setting_with_its_type_and_default() -> None:
+    # Rule: Pulumi.yaml's config block and the program's key list are the same, key for key.
+    declared = {
+        key: (spec["type"], spec.get("default"), spec.get("secret", False))
+        for key, spec in PROJECT_CONFIG.items()
+    }
+    expected = {key.name: (key.type, key.default, key.secret) for key in CONFIG_KEYS}
+    assert declared == expected
+
+
+def test_every_setting_has_a_description() -> None:
+    # Rule: `pulumi config` users see what each key means.
+    undocumented = [key for key, spec in PROJECT_CONFIG.items() if not spec.get("description")]
+    assert undocumented == [], undocumented
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_only_set_declared_keys(stack: str) -> None:
+    # Rule: a typo in a stack file would silently fall back to a default; every key must exist.
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    unknown = [
+        key
+        for key in config
+        if key.startswith("dataplatform:") and key.split(":", 1)[1] not in PROJECT_CONFIG
+    ]
+    assert unknown == [], unknown
+    assert "aws:region" in config, f"Pulumi.{stack}.yaml has no aws:region"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_hold_no_plaintext_password(stack: str) -> None:
+    # Rule: dbPassword only ever lives in a stack file as `secure:` ciphertext.
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    value = config.get(f"dataplatform:{PASSWORD_KEY}")
+    assert value is None or (isinstance(value, dict) and set(value) == {"secure"}), stack
+
+
+def test_defaults_are_a_valid_prod_configuration(tmp_path: Path) -> None:
+    # Rule: a new stack with nothing set gets prod's protections and passes validation.
+    settings = _parse(tmp_path, stack="staging")
+    assert settings.environment is Environment.PROD
+    assert settings.database.deletion_protection
+
+
+def test_architecture_is_an_enum_choice(tmp_path: Path) -> None:
+    # Rule: restricted choices parse into their Enum.
+    settings = _parse(tmp_path, processorArchitecture="x86_64")
+    assert settings.processor.architecture is Architecture.X86_64
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"quarantineExpirationDays": "0"}, "quarantineExpirationDays"),
+        ({"rawInfrequentAccessDays": "10"}, "rawInfrequentAccessDays"),
+        ({"processorEphemeralStorageMb": "256"}, "processorEphemeralStorageMb"),
+        ({"processorBatchSize": "abc"}, "processorBatchSize"),
+        ({"lakeForceDestroy": "yes"}, "lakeForceDestroy"),
+        ({"dbMaxAllocatedStorageGb": "10"}, "dbMaxAllocatedStorageGb"),
+        ({"dbPerformanceInsightsRetentionDays": "30"}, "dbPerformanceInsightsRetentionDays"),
+        ({"dbUsername": "rdsadmin"}, "dbUsername"),
+        ({"dbName": "1st"}, "dbName"),
+        ({"dbInstanceClass": "m5.large"}, "dbInstanceClass"),
+        ({"alarmTopicArn": "not-an-arn"}, "alarmTopicArn"),
+        ({"environment": "staging"}, "environment"),
+        ({PASSWORD_KEY: ""}, PASSWORD_KEY),
+        ({PASSWORD_KEY: 'quote"d-password'}, PASSWORD_KEY),
+        ({PASSWORD_KEY: "x" * 129}, PASSWORD_KEY),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_invalid_value_is_rejected_naming_its_key(
+    tmp_path: Path, raw: dict[str, str], key: str
+) -> None:
+    # Rule: every invalid value raises a SettingsError that names the key and the fix.
+    with pytest.raises(SettingsError, match=rf"dataplatform:{key} .*\(fix: pulumi config set"):
+        _parse(tmp_path, **raw)
+
+
+def test_stack_name_must_fit_physical_names(tmp_path: Path) -> None:
+    # Rule: the stack name becomes part of bucket and function names, so it is checked too.
+    with pytest.raises(SettingsError, match="stack name 'Prod_EU'"):
+        _parse(tmp_path, stack="Prod_EU")
+
+
+def test_bundle_path_must_be_a_zip(tmp_path: Path) -> None:
+    # Rule: the bundle must be a zip archive, not any file.
+    not_zip = tmp_path / "processor.txt"
+    not_zip.write_text("hello")
+    with pytest.raises(SettingsError, match=r"processorBundlePath .*not a zip"):
+        _parse(tmp_path, processorBundlePath=str(not_zip))
