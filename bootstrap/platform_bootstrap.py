@@ -1,0 +1,798 @@
+"""The bootstrap program: what CI needs in the AWS account before the platform's first deploy.
+
+Run once, locally, with administrator credentials (docs/ci-cd.md), it creates:
+
+- the Pulumi state bucket: versioned, SSE-KMS with a bucket key, public access blocked, owner
+  enforced, TLS-only, old state versions expired after a year;
+- a KMS key (rotation on) for state objects, and one for Pulumi secrets (`awskms://`);
+- the GitHub Actions OIDC provider (`token.actions.githubusercontent.com`, audience
+  `sts.amazonaws.com`), unless the account already has one;
+- one deploy role per environment, trusted only by this repository's jobs in that GitHub
+  environment (`repo:<owner>/<repo>:environment:<env>`), allowed to manage the platform's
+  services in the region, IAM only for roles tagged with its stack, and its own stack's state;
+- one preview role, trusted only by this repository's pull_request jobs: reads the state, may
+  decrypt secrets, reads resource metadata; changes nothing.
+
+Every policy is JSON built here with `json.dumps` (no invokes), in pure functions the tests call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
+STS_AUDIENCE = "sts.amazonaws.com"
+DEFAULT_ENVIRONMENTS = ("dev", "prod")
+STATE_VERSION_EXPIRATION_DAYS = 365
+
+_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+
+Document = dict[str, Any]
+
+
+class BootstrapConfigError(ValueError):
+    """A bootstrap setting is missing or invalid; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """The bootstrap stack's settings (`Pulumi.<stack>.yaml` of bootstrap/)."""
+
+    github_owner: str
+    """`githubOwner`: the user or organisation that owns the repository (required)."""
+    github_repo: str
+    """`githubRepo`: the repository name, without the owner (required)."""
+    github_owner_id: str | None = None
+    """`githubOwnerId`: numeric owner ID, for repositories whose OIDC `sub` claim is immutable
+    (`repo:<owner>@<id>/<repo>@<id>:...`, new repositories from 15 July 2026); else unset."""
+    github_repo_id: str | None = None
+    """`githubRepoId`: numeric repository ID; set together with `githubOwnerId`."""
+    environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
+    """`environments`: the GitHub environments (= platform stacks) that get a deploy role."""
+    project: str = "dataplatform"
+    """`platformProject`: the platform's Pulumi project name (state paths, tags, names)."""
+    create_oidc_provider: bool = True
+    """`createOidcProvider`: false when the account already has GitHub's OIDC provider."""
+
+    @property
+    def repository(self) -> str:
+        """`owner/repo`."""
+        return f"{self.github_owner}/{self.github_repo}"
+
+
+def validate_settings(settings: BootstrapSettings) -> BootstrapSettings:
+    """The settings, or BootstrapConfigError naming the first bad key and how to fix it."""
+    if not _OWNER.match(settings.github_owner):
+        raise BootstrapConfigError(
+            f"githubOwner {settings.github_owner!r} is not a GitHub user or organisation name "
+            "(letters, digits, single hyphens, at most 39); set it with "
+            "`pulumi config set githubOwner <owner>`"
+        )
+    if not _REPO.match(settings.github_repo) or settings.github_repo in {".", ".."}:
+        raise BootstrapConfigError(
+            f"githubRepo {settings.github_repo!r} is not a repository name (letters, digits, "
+            "'.', '-', '_'; without the owner); set it with `pulumi config set githubRepo <repo>`"
+        )
+    ids = (settings.github_owner_id, settings.github_repo_id)
+    if (ids[0] is None) != (ids[1] is None):
+        raise BootstrapConfigError("githubOwnerId and githubRepoId are set together or not at all")
+    for key, value in zip(("githubOwnerId", "githubRepoId"), ids, strict=True):
+        if value is not None and not _NUMERIC_ID.match(value):
+            raise BootstrapConfigError(f"{key} {value!r} must be GitHub's numeric ID")
+    if not settings.environments:
+        raise BootstrapConfigError("environments must name at least one GitHub environment")
+    for environment in settings.environments:
+        if not _ENVIRONMENT.match(environment):
+            raise BootstrapConfigError(
+                f"environments: {environment!r} is not a stack name (lowercase letters, digits, "
+                "hyphens)"
+            )
+    if len(set(settings.environments)) != len(settings.environments):
+        raise BootstrapConfigError("environments lists a name twice")
+    return settings
+
+
+def load_settings(config: pulumi.Config) -> BootstrapSettings:
+    """Read and validate the settings from the stack's config."""
+    environments = config.get_object("environments")
+    if environments is not None and not (
+        isinstance(environments, list) and all(isinstance(e, str) for e in environments)
+    ):
+        raise BootstrapConfigError('environments must be a list of names, e.g. ["dev", "prod"]')
+    return validate_settings(
+        BootstrapSettings(
+            github_owner=config.get("githubOwner") or "",
+            github_repo=config.get("githubRepo") or "",
+            # Pulumi.yaml defaults both to "" (unset).
+            github_owner_id=config.get("githubOwnerId") or None,
+            github_repo_id=config.get("githubRepoId") or None,
+            environments=tuple(environments) if environments else DEFAULT_ENVIRONMENTS,
+            project=config.get("platformProject") or "dataplatform",
+            create_oidc_provider=config.get_bool("createOidcProvider") is not False,
+        )
+    )
+
+
+# --- OIDC subjects and trust -----------------------------------------------------------------
+
+
+def subject(settings: BootstrapSettings, context: str) -> str:
+    """The `sub` claim GitHub puts in this repository's tokens for `context`.
+
+    `context` is `environment:<name>` for a job in an environment, `pull_request` for a pull
+    request job. Repositories with immutable subject claims get `owner@id/repo@id`.
+    """
+    if settings.github_owner_id and settings.github_repo_id:
+        repository = (
+            f"{settings.github_owner}@{settings.github_owner_id}/"
+            f"{settings.github_repo}@{settings.github_repo_id}"
+        )
+    else:
+        repository = settings.repository
+    return f"repo:{repository}:{context}"
+
+
+def trust_policy(provider_arn: str, sub: str) -> str:
+    """A role trust policy for GitHub's OIDC tokens with exactly this audience and subject.
+
+    StringEquals, never StringLike: no wildcard can widen who may assume the role.
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "GitHubActionsOidc",
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
+                            f"{GITHUB_OIDC_HOST}:sub": sub,
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+# --- the state bucket ------------------------------------------------------------------------
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> str:
+    """Deny every request to the bucket or its objects that is not made over TLS 1.2+."""
+    resources = [bucket_arn, f"{bucket_arn}/*"]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": resources,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+                {
+                    "Sid": "DenyOutdatedTls",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": resources,
+                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def backend_url(bucket: str, region: str) -> str:
+    """`PULUMI_BACKEND_URL` for the DIY S3 backend in `bucket`."""
+    return f"s3://{bucket}?region={region}&awssdk=v2"
+
+
+def secrets_provider(alias: str, region: str) -> str:
+    """The `--secrets-provider` URL of the KMS key behind `alias`."""
+    return f"awskms://{alias}?region={region}"
+
+
+def state_paths(bucket_arn: str, project: str, stack: str) -> list[str]:
+    """The DIY backend's objects of one stack: stack file, history, backups, locks.
+
+    `.pulumi/stacks/<project>/<stack>.json`, `.pulumi/history/<project>/<stack>/...`,
+    `.pulumi/backups/<project>/<stack>/...`, `.pulumi/locks/organization/<project>/<stack>/...`:
+    in an S3 ARN `*` spans `/`, so one pattern covers the four.
+    """
+    return [f"{bucket_arn}/.pulumi/*/{project}/{stack}*"]
+
+
+# --- permissions -----------------------------------------------------------------------------
+
+
+def _statement(sid: str, actions: Sequence[str], resources: Sequence[str] | str) -> Document:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": resources if isinstance(resources, str) else list(resources),
+    }
+
+
+def _in_region(statement: Document, region: str) -> Document:
+    return {**statement, "Condition": {"StringEquals": {"aws:RequestedRegion": region}}}
+
+
+def state_access_statements(
+    bucket_arn: str, state_key_arn: str, secrets_key_arn: str, project: str, stack: str | None
+) -> list[Document]:
+    """Backend access: read the metadata, and read-write one stack (None: read every stack)."""
+    statements = [
+        _statement("ListState", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arn]),
+        _statement("ReadStateMetadata", ["s3:GetObject"], [f"{bucket_arn}/.pulumi/meta.yaml"]),
+    ]
+    if stack is None:
+        statements += [
+            _statement("ReadStacks", ["s3:GetObject"], [f"{bucket_arn}/.pulumi/*/{project}/*"]),
+            _statement("DecryptState", ["kms:Decrypt", "kms:DescribeKey"], [state_key_arn]),
+            _statement("DecryptSecrets", ["kms:Decrypt", "kms:DescribeKey"], [secrets_key_arn]),
+        ]
+    else:
+        statements += [
+            _statement(
+                "ReadWriteOwnStack",
+                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                state_paths(bucket_arn, project, stack),
+            ),
+            _statement(
+                "UseStateKey",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+                [state_key_arn],
+            ),
+            _statement(
+                "UseSecretsKey",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                [secrets_key_arn],
+            ),
+        ]
+    return statements
+
+
+def deploy_policy(
+    *,
+    account: str,
+    region: str,
+    project: str,
+    stack: str,
+    bucket_arn: str,
+    state_key_arn: str,
+    secrets_key_arn: str,
+) -> str:
+    """What `pulumi up` of one platform stack needs, and no more than the docs say.
+
+    - VPC, RDS and CloudWatch alarms: their management verbs in the region (their resources
+      get generated names, so they cannot be scoped by name).
+    - S3, Lambda, SQS, Logs, Secrets Manager, KMS aliases: only resources named
+      `<project>-<stack>-...` (the platform names them so).
+    - KMS keys: create them tagged with the stack; manage only keys carrying that tag.
+    - IAM: create, change and pass only roles tagged with the stack (passed to Lambda only),
+      and RDS's service-linked role. Nothing else in IAM, so no escalation beyond the stack.
+    - State: its own stack's objects and the two bootstrap keys.
+    """
+    prefix = f"{project}-{stack}"
+    arn = f"arn:aws:%s:{region}:{account}:%s"
+    stack_tag = {"aws:ResourceTag/Stack": stack}
+    statements: list[Document] = [
+        _in_region(
+            _statement(
+                "ManageNetwork",
+                [
+                    "ec2:Describe*",
+                    "ec2:Create*",
+                    "ec2:Delete*",
+                    "ec2:Modify*",
+                    "ec2:Authorize*",
+                    "ec2:Revoke*",
+                    "ec2:Associate*",
+                    "ec2:Disassociate*",
+                    "ec2:Replace*",
+                    "ec2:UpdateSecurityGroupRuleDescriptions*",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _in_region(
+            _statement(
+                "ManageDatabase",
+                [
+                    "rds:Describe*",
+                    "rds:List*",
+                    "rds:Create*",
+                    "rds:Delete*",
+                    "rds:Modify*",
+                    "rds:AddTagsToResource",
+                    "rds:RemoveTagsFromResource",
+                    "rds:RebootDBInstance",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _in_region(
+            _statement(
+                "ManageAlarms",
+                [
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:ListTagsForResource",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _statement(
+            "ManageLakeBuckets",
+            [
+                "s3:CreateBucket",
+                "s3:DeleteBucket",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+                "s3:GetBucket*",
+                "s3:PutBucket*",
+                "s3:DeleteBucketPolicy",
+                "s3:GetEncryptionConfiguration",
+                "s3:PutEncryptionConfiguration",
+                "s3:GetLifecycleConfiguration",
+                "s3:PutLifecycleConfiguration",
+                "s3:GetAccelerateConfiguration",
+                "s3:GetReplicationConfiguration",
+            ],
+            [f"arn:aws:s3:::{prefix}-*"],
+        ),
+        _statement(
+            "ManageLakeObjects",
+            [
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:GetObjectTagging",
+                "s3:PutObject",
+                "s3:PutObjectTagging",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+            ],
+            [f"arn:aws:s3:::{prefix}-*/*"],
+        ),
+        _statement("ListBuckets", ["s3:ListAllMyBuckets"], "*"),
+        _statement(
+            "ManageFunctions",
+            [
+                "lambda:Get*",
+                "lambda:List*",
+                "lambda:CreateFunction",
+                "lambda:DeleteFunction",
+                "lambda:UpdateFunction*",
+                "lambda:PublishVersion",
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency",
+                "lambda:AddPermission",
+                "lambda:RemovePermission",
+                "lambda:TagResource",
+                "lambda:UntagResource",
+                "lambda:InvokeFunction",
+            ],
+            [arn % ("lambda", f"function:{prefix}-*")],
+        ),
+        _in_region(
+            _statement(
+                "ManageEventSourceMappings",
+                [
+                    "lambda:CreateEventSourceMapping",
+                    "lambda:DeleteEventSourceMapping",
+                    "lambda:GetEventSourceMapping",
+                    "lambda:UpdateEventSourceMapping",
+                    "lambda:ListEventSourceMappings",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _statement(
+            "ManageQueues",
+            [
+                "sqs:CreateQueue",
+                "sqs:DeleteQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ListQueueTags",
+                "sqs:TagQueue",
+                "sqs:UntagQueue",
+                "sqs:ListDeadLetterSourceQueues",
+            ],
+            [arn % ("sqs", f"{prefix}-*")],
+        ),
+        _statement(
+            "ManageLogGroups",
+            [
+                "logs:CreateLogGroup",
+                "logs:DeleteLogGroup",
+                "logs:PutRetentionPolicy",
+                "logs:DeleteRetentionPolicy",
+                "logs:ListTagsForResource",
+                "logs:ListTagsLogGroup",
+                "logs:TagResource",
+                "logs:UntagResource",
+                "logs:TagLogGroup",
+                "logs:UntagLogGroup",
+            ],
+            [
+                arn % ("logs", f"log-group:/aws/lambda/{prefix}-*"),
+                arn % ("logs", f"log-group:/aws/rds/instance/{prefix}-*"),
+            ],
+        ),
+        _in_region(_statement("DescribeLogGroups", ["logs:DescribeLogGroups"], "*"), region),
+        _statement(
+            "ManageDatabaseSecret",
+            [
+                "secretsmanager:CreateSecret",
+                "secretsmanager:DeleteSecret",
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecret",
+                "secretsmanager:ListSecretVersionIds",
+                "secretsmanager:GetResourcePolicy",
+                "secretsmanager:TagResource",
+                "secretsmanager:UntagResource",
+            ],
+            [arn % ("secretsmanager", f"secret:{prefix}/*")],
+        ),
+        {
+            **_statement("CreateStackKeys", ["kms:CreateKey", "kms:TagResource"], "*"),
+            "Condition": {
+                "StringEquals": {"aws:RequestTag/Stack": stack, "aws:RequestedRegion": region}
+            },
+        },
+        {
+            **_statement(
+                "ManageStackKeys",
+                [
+                    "kms:DescribeKey",
+                    "kms:GetKeyPolicy",
+                    "kms:GetKeyRotationStatus",
+                    "kms:ListResourceTags",
+                    "kms:EnableKeyRotation",
+                    "kms:PutKeyPolicy",
+                    "kms:UpdateKeyDescription",
+                    "kms:ScheduleKeyDeletion",
+                    "kms:TagResource",
+                    "kms:UntagResource",
+                    "kms:CreateGrant",
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:GenerateDataKey",
+                    "kms:CreateAlias",
+                    "kms:DeleteAlias",
+                    "kms:UpdateAlias",
+                ],
+                [arn % ("kms", "key/*")],
+            ),
+            "Condition": {"StringEquals": stack_tag},
+        },
+        _statement(
+            "ManageStackKeyAliases",
+            ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+            [arn % ("kms", f"alias/{prefix}-*")],
+        ),
+        _in_region(_statement("ListKeys", ["kms:ListAliases", "kms:ListKeys"], "*"), region),
+        {
+            **_statement("CreateStackRoles", ["iam:CreateRole", "iam:TagRole"], "*"),
+            "Condition": {"StringEquals": {"aws:RequestTag/Stack": stack}},
+        },
+        {
+            **_statement(
+                "ManageStackRoles",
+                [
+                    "iam:GetRole",
+                    "iam:GetRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:PutRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:UpdateRole",
+                    "iam:UpdateRoleDescription",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:DeleteRole",
+                    "iam:TagRole",
+                    "iam:UntagRole",
+                ],
+                f"arn:aws:iam::{account}:role/*",
+            ),
+            "Condition": {"StringEquals": {"iam:ResourceTag/Stack": stack}},
+        },
+        {
+            **_statement(
+                "PassStackRolesToLambda", ["iam:PassRole"], f"arn:aws:iam::{account}:role/*"
+            ),
+            "Condition": {
+                "StringEquals": {
+                    "iam:ResourceTag/Stack": stack,
+                    "iam:PassedToService": "lambda.amazonaws.com",
+                }
+            },
+        },
+        {
+            **_statement(
+                "RdsServiceLinkedRole",
+                ["iam:CreateServiceLinkedRole"],
+                f"arn:aws:iam::{account}:role/aws-service-role/rds.amazonaws.com/*",
+            ),
+            "Condition": {"StringEquals": {"iam:AWSServiceName": "rds.amazonaws.com"}},
+        },
+        *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, stack),
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def preview_policy(
+    *, region: str, project: str, bucket_arn: str, state_key_arn: str, secrets_key_arn: str
+) -> str:
+    """What `pulumi preview` needs: read the state, decrypt config secrets, read metadata.
+
+    No data reads (objects of the lake, secret values, messages), no writes anywhere: a preview
+    takes no lock on the DIY backend.
+    """
+    statements: list[Document] = [
+        _in_region(
+            _statement(
+                "ReadPlatformMetadata",
+                [
+                    "ec2:Describe*",
+                    "rds:Describe*",
+                    "rds:ListTagsForResource",
+                    "lambda:GetFunctionConfiguration",
+                    "lambda:ListFunctions",
+                    "lambda:ListEventSourceMappings",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ListQueueTags",
+                    "logs:DescribeLogGroups",
+                    "cloudwatch:DescribeAlarms",
+                    "secretsmanager:DescribeSecret",
+                    "kms:DescribeKey",
+                    "kms:ListAliases",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _statement("ReadRoles", ["iam:GetRole", "iam:GetRolePolicy"], "*"),
+        *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, None),
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def key_policy(account: str) -> str:
+    """The KMS keys' policy: the account administers them through IAM policies."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+# --- the program -----------------------------------------------------------------------------
+
+
+def deploy(settings: BootstrapSettings) -> None:
+    """Create the bootstrap resources and export what the repository settings need."""
+    identity = aws.get_caller_identity()
+    region = aws.get_region().region
+    account = identity.account_id
+    project = settings.project
+    tags = {"Project": project, "ManagedBy": "pulumi", "Stack": "bootstrap"}
+    protect = pulumi.ResourceOptions(protect=True)
+
+    state_key = aws.kms.Key(
+        "state-key",
+        description=f"{project}: Pulumi state bucket objects",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=key_policy(account),
+        tags=tags,
+        opts=protect,
+    )
+    aws.kms.Alias(
+        "state-key-alias", name=f"alias/{project}-pulumi-state", target_key_id=state_key.id
+    )
+    secrets_key = aws.kms.Key(
+        "secrets-key",
+        description=f"{project}: Pulumi stack secrets (awskms:// secrets provider)",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=key_policy(account),
+        tags=tags,
+        opts=protect,
+    )
+    secrets_alias = aws.kms.Alias(
+        "secrets-key-alias", name=f"alias/{project}-pulumi-secrets", target_key_id=secrets_key.id
+    )
+
+    suffix = random.RandomId("state-suffix", byte_length=4)
+    bucket = aws.s3.Bucket(
+        "state-bucket",
+        bucket=suffix.hex.apply(lambda hex_: f"{project}-pulumi-state-{hex_}"),
+        force_destroy=False,
+        tags=tags,
+        opts=protect,
+    )
+    aws.s3.BucketOwnershipControls(
+        "state-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
+    )
+    aws.s3.BucketPublicAccessBlock(
+        "state-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    aws.s3.BucketVersioning(
+        "state-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        "state-encryption",
+        bucket=bucket.id,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {
+                    "sse_algorithm": "aws:kms",
+                    "kms_master_key_id": state_key.arn,
+                },
+                "bucket_key_enabled": True,
+            }
+        ],
+    )
+    aws.s3.BucketLifecycleConfiguration(
+        "state-lifecycle",
+        bucket=bucket.id,
+        rules=[
+            {
+                "id": "expire-old-state-versions",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "noncurrent_version_expiration": {"noncurrent_days": STATE_VERSION_EXPIRATION_DAYS},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+            }
+        ],
+    )
+    aws.s3.BucketPolicy(
+        "state-policy", bucket=bucket.id, policy=bucket.arn.apply(tls_only_bucket_policy)
+    )
+
+    if settings.create_oidc_provider:
+        provider_arn: pulumi.Output[str] = aws.iam.OpenIdConnectProvider(
+            "github-oidc",
+            url=GITHUB_OIDC_URL,
+            client_id_lists=[STS_AUDIENCE],
+            tags=tags,
+        ).arn
+    else:
+        provider_arn = pulumi.Output.from_input(
+            f"arn:aws:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
+        )
+
+    keys = pulumi.Output.all(bucket.arn, state_key.arn, secrets_key.arn)
+    preview_role = aws.iam.Role(
+        "preview-role",
+        name=f"{project}-github-preview",
+        description=f"{settings.repository} pull requests: pulumi preview (read-only)",
+        assume_role_policy=provider_arn.apply(
+            lambda arn: trust_policy(arn, subject(settings, "pull_request"))
+        ),
+        max_session_duration=3600,
+        tags=tags,
+    )
+    aws.iam.RolePolicy(
+        "preview-role-policy",
+        role=preview_role.id,
+        policy=keys.apply(
+            lambda k: preview_policy(
+                region=region,
+                project=project,
+                bucket_arn=k[0],
+                state_key_arn=k[1],
+                secrets_key_arn=k[2],
+            )
+        ),
+    )
+
+    deploy_roles = {
+        environment: _deploy_role(settings, environment, provider_arn, keys, account, region, tags)
+        for environment in settings.environments
+    }
+
+    pulumi.export("stateBucket", bucket.bucket)
+    pulumi.export("backendUrl", bucket.bucket.apply(lambda name: backend_url(name, region)))
+    pulumi.export(
+        "secretsProvider", secrets_alias.name.apply(lambda a: secrets_provider(a, region))
+    )
+    pulumi.export("oidcProviderArn", provider_arn)
+    pulumi.export("previewRoleArn", preview_role.arn)
+    pulumi.export("deployRoleArns", deploy_roles)
+    pulumi.export("awsRegion", region)
+
+
+def _deploy_role(
+    settings: BootstrapSettings,
+    environment: str,
+    provider_arn: pulumi.Output[str],
+    keys: pulumi.Output[list[str]],
+    account: str,
+    region: str,
+    tags: dict[str, str],
+) -> pulumi.Output[str]:
+    """One environment's deploy role and its policy; returns the role's ARN."""
+
+    def trust(arn: str) -> str:
+        return trust_policy(arn, subject(settings, f"environment:{environment}"))
+
+    def permissions(arns: list[str]) -> str:
+        bucket_arn, state_key_arn, secrets_key_arn = arns
+        return deploy_policy(
+            account=account,
+            region=region,
+            project=settings.project,
+            stack=environment,
+            bucket_arn=bucket_arn,
+            state_key_arn=state_key_arn,
+            secrets_key_arn=secrets_key_arn,
+        )
+
+    role = aws.iam.Role(
+        f"deploy-role-{environment}",
+        name=f"{settings.project}-github-deploy-{environment}",
+        description=f"{settings.repository} environment {environment}: pulumi up",
+        assume_role_policy=provider_arn.apply(trust),
+        max_session_duration=3600,
+        tags=tags,
+    )
+    aws.iam.RolePolicy(
+        f"deploy-role-{environment}-policy", role=role.id, policy=keys.apply(permissions)
+    )
+    return role.arn
+
+
+def main() -> None:
+    """The program's entry point (`bootstrap/__main__.py`)."""
+    deploy(load_settings(pulumi.Config()))
