@@ -376,3 +376,11 @@ def test_pulumi_yaml_defaults_the_bundle_to_where_workflows_put_it() -> None:
     project = (ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
     assert "default: build/lambda/processor.zip" in project
     assert "build/lambda/processor.zip" in run_scripts("deploy.yml")
+
+
+def test_the_docs_list_every_pin_the_workflows_use() -> None:
+    docs = (ROOT / "docs" / "ci-cd.md").read_text(encoding="utf-8")
+    for text in TEXTS.values():
+        for action, pairs in pins(text).items():
+            for sha, version in pairs:
+                assert f"| {action} | {version} | `{sha}` |" in docs, action
