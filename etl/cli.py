@@ -58,6 +58,12 @@ def _check_month(value: str | None) -> str | None:
     return value
 
 
+def _check_arch(value: str) -> str:
+    if value not in ("x86_64", "arm64"):
+        raise typer.BadParameter(f"{value!r} is not x86_64 or arm64")
+    return value
+
+
 def _check_dataset(value: str | None) -> str | None:
     if value is not None and value not in DATASETS:
         raise typer.BadParameter(f"{value!r} is not one of: {', '.join(DATASETS)}")
@@ -153,3 +159,41 @@ def synth(
     from components.synth import synth as synthesise
 
     typer.echo(synthesise(stack, output_format), nl=False)
+
+
+# --- Bundle ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def bundle(
+    *,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Directory for processor.zip (and cached builds).", file_okay=False
+        ),
+    ] = Path("build/lambda"),
+    python_version: Annotated[
+        str, typer.Option(help="Python of the Lambda runtime, X.Y.")
+    ] = "3.13",
+    arch: Annotated[
+        str, typer.Option(help="Lambda architecture: x86_64 or arm64.", callback=_check_arch)
+    ] = "arm64",
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild from scratch instead of reusing a build.")
+    ] = False,
+) -> None:
+    """Build the Lambda bundle: the ETL and its dependencies from Lambda-platform wheels, as a
+    deterministic zip (same inputs, same sha256), cached by a hash of the sources, the lock file
+    and the target.
+
+    Prints one JSON line: path, sha256, zipped and unzipped bytes, whether it came from the
+    cache, and the handler's import time when the target matches this machine. Fails above
+    Lambda's 262,144,000-byte unzipped limit.
+    """
+    from etl.bundle import Arch, BundleTarget, build_bundle
+
+    target = BundleTarget(python_version=python_version, arch=Arch(arch))
+    project_root = Path(__file__).resolve().parent.parent
+    result = build_bundle(project_root, out, target, use_cache=not no_cache)
+    typer.echo(result.as_json())

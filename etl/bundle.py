@@ -1,0 +1,329 @@
+"""Build the Lambda bundle: the `etl` package and its runtime dependencies as one deterministic zip.
+
+Plan as data, then execute. `plan_bundle` gathers everything the zip depends on (the target, the
+locked requirements, the hash of every source file); its JSON is hashed into the cache key, so the
+same inputs give the same key and, the zip being deterministic, the same sha256.
+
+Dependencies come from Lambda-platform wheels only (`uv pip install --python-platform ...
+--only-binary :all:`), never from this machine's interpreter. They are stripped of what Lambda
+does not need: bytecode caches, type stubs, test folders, the symbol tables of shared libraries
+(polars' 178 MB library loses 40 MB), and every botocore service model but the ones the processor
+calls. boto3 is bundled rather than taken from the runtime so that the SDK in production is the one
+the tests ran against (AWS's own advice for functions that must not change under them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from etl.errors import DataplatformError, UsageError
+
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+"""Lambda's limit on a function's unzipped code size, in bytes."""
+SIZE_BUDGET = 200 * 1024 * 1024
+"""What we aim for, well under the limit, so that dependencies can grow."""
+BUNDLE_NAME = "processor.zip"
+BUILDER_VERSION = 1
+"""Bump when the build steps change, so that cached builds are not reused."""
+LAMBDA_GROUP = "lambda"
+"""The uv dependency group listing what the bundle carries."""
+BOTOCORE_SERVICES = ("s3", "sqs", "secretsmanager", "sts")
+"""botocore service models kept: the services the processor calls (sts for credentials)."""
+
+LOCAL_ONLY = frozenset(
+    {"etl/cli.py", "etl/bundle.py", "etl/synthetic.py", "etl/embedded.py", "etl/demo.py"}
+)
+"""Modules of the package that only run on a laptop (CLI, builders, demo services)."""
+SOURCE_SUFFIXES = frozenset({".py", ".csv", ".sql"})
+PRUNED_DIRECTORIES = frozenset({"__pycache__", "tests", "test"})
+PRUNED_SUFFIXES = frozenset({".pyc", ".pyi"})
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class Arch(StrEnum):
+    """Lambda's instruction set architectures."""
+
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+
+@dataclass(frozen=True)
+class BundleTarget:
+    """The Lambda runtime the bundle is built for."""
+
+    python_version: str = "3.13"
+    """Python of the Lambda runtime (python3.13 by default), as X.Y."""
+    arch: Arch = Arch.ARM64
+    """Architecture of the function (arm64 by default: Graviton, cheaper per GB-second)."""
+
+    def __post_init__(self) -> None:
+        parts = self.python_version.split(".")
+        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+            raise UsageError(f"python version {self.python_version!r} is not X.Y (e.g. 3.13)")
+
+    @property
+    def platform(self) -> str:
+        """uv's `--python-platform` for the runtime (Amazon Linux 2023: glibc 2.34)."""
+        machine = "aarch64" if self.arch is Arch.ARM64 else "x86_64"
+        return f"{machine}-manylinux_2_34"
+
+    def matches_this_machine(self) -> bool:
+        """Whether the bundle can be imported by this interpreter (same Python and CPU)."""
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        machine = os.uname().machine
+        return (
+            here == self.python_version
+            and {"x86_64": Arch.X86_64, "aarch64": Arch.ARM64}.get(machine) is self.arch
+        )
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything the bundle's bytes depend on. Its hash is the cache key."""
+
+    target: BundleTarget
+    requirements: tuple[str, ...]
+    """Pinned requirement lines from the lock file."""
+    sources: tuple[tuple[str, str], ...]
+    """(path in the zip, sha256 of the file) for each file of the package."""
+    botocore_services: tuple[str, ...] = BOTOCORE_SERVICES
+    builder_version: int = BUILDER_VERSION
+
+    @property
+    def key(self) -> str:
+        """A short content hash of the plan."""
+        document = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(document.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """What `dataplatform bundle` prints."""
+
+    path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    cached: bool
+    import_ms: float | None
+    """Time to import the handler from the bundle alone; None when the target is another
+    Python or CPU than this machine's."""
+
+    def as_json(self) -> str:
+        """One line of JSON."""
+        fields = {**asdict(self), "path": str(self.path)}
+        return json.dumps(fields, sort_keys=True)
+
+
+class BundleError(DataplatformError):
+    """The bundle cannot be built or is too large."""
+
+
+def package_sources(root: Path) -> list[tuple[str, Path]]:
+    """The package files that go into the zip: (path in the zip, file), sorted."""
+    files = []
+    for path in sorted((root / "etl").rglob("*")):
+        name = path.relative_to(root).as_posix()
+        if (
+            path.is_file()
+            and path.suffix in SOURCE_SUFFIXES
+            and name not in LOCAL_ONLY
+            and "__pycache__" not in path.parts
+        ):
+            files.append((name, path))
+    return files
+
+
+def locked_requirements(root: Path) -> tuple[str, ...]:
+    """The bundle's requirements, pinned by uv.lock (`uv export` of the `lambda` group)."""
+    command = [
+        "uv",
+        "export",
+        "--frozen",
+        "--only-group",
+        LAMBDA_GROUP,
+        "--no-hashes",
+        "--no-header",
+        "--no-annotate",
+        "--no-emit-project",
+    ]
+    try:
+        output = subprocess.run(
+            command, cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+    except FileNotFoundError:
+        raise BundleError("uv is not installed: see https://docs.astral.sh/uv/") from None
+    except subprocess.CalledProcessError as error:
+        raise BundleError(f"uv export failed: {error.stderr.strip()}") from None
+    return tuple(line.strip() for line in output.splitlines() if line.strip())
+
+
+def plan_bundle(root: Path, target: BundleTarget, requirements: Sequence[str]) -> BuildPlan:
+    """The build plan for the project at `root`."""
+    sources = tuple(
+        (name, hashlib.sha256(path.read_bytes()).hexdigest())
+        for name, path in package_sources(root)
+    )
+    return BuildPlan(target=target, requirements=tuple(requirements), sources=sources)
+
+
+def build_bundle(
+    root: Path, out_dir: Path, target: BundleTarget, *, use_cache: bool = True
+) -> BundleResult:
+    """Build (or reuse) the bundle for `target` into `out_dir/processor.zip`."""
+    plan = plan_bundle(root, target, locked_requirements(root))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cached_zip = out_dir / f"processor-{plan.key}.zip"
+    cached = use_cache and cached_zip.exists()
+    if not cached:
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as directory:
+            site = Path(directory) / "site"
+            install_dependencies(plan, site)
+            prune(site, plan.botocore_services)
+            strip_shared_libraries(site)
+            files = [*package_sources(root), *_tree(site)]
+            write_zip(files, cached_zip)
+    unzipped = unzipped_size(cached_zip)
+    if unzipped > LAMBDA_UNZIPPED_LIMIT:
+        raise BundleError(
+            f"the bundle unzips to {unzipped:,} bytes, over Lambda's limit of "
+            f"{LAMBDA_UNZIPPED_LIMIT:,}: remove dependencies from the 'lambda' group"
+        )
+    final = out_dir / BUNDLE_NAME
+    _copy_atomically(cached_zip, final)
+    return BundleResult(
+        path=final,
+        sha256=hashlib.sha256(final.read_bytes()).hexdigest(),
+        zipped_bytes=final.stat().st_size,
+        unzipped_bytes=unzipped,
+        cached=cached,
+        import_ms=measure_handler_import(final) if target.matches_this_machine() else None,
+    )
+
+
+def install_dependencies(plan: BuildPlan, site: Path) -> None:
+    """Install the pinned requirements from Lambda-platform wheels into `site`."""
+    site.mkdir(parents=True)
+    requirements = site.parent / "requirements.txt"
+    requirements.write_text("\n".join(plan.requirements) + "\n")
+    command = [
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--target",
+        str(site),
+        "--python-version",
+        plan.target.python_version,
+        "--python-platform",
+        plan.target.platform,
+        "--only-binary",
+        ":all:",
+        "--no-compile",
+        "-r",
+        str(requirements),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BundleError(f"installing Lambda wheels failed: {result.stderr.strip()}")
+
+
+def prune(site: Path, botocore_services: Sequence[str]) -> None:
+    """Remove what Lambda never reads: caches, stubs, tests, unused botocore models."""
+    for path in sorted(site.rglob("*"), reverse=True):
+        if path.is_dir() and path.name in PRUNED_DIRECTORIES:
+            shutil.rmtree(path)
+        elif path.is_file() and path.suffix in PRUNED_SUFFIXES:
+            path.unlink()
+    models = site / "botocore" / "data"
+    if models.is_dir():
+        for service in models.iterdir():
+            if service.is_dir() and service.name not in botocore_services:
+                shutil.rmtree(service)
+
+
+def strip_shared_libraries(site: Path) -> None:
+    """Drop the symbol tables of shared libraries (`--strip-unneeded` keeps what the dynamic
+    loader needs). llvm-strip reads every architecture; without it the libraries stay as they
+    are, still correct, only larger."""
+    strip = shutil.which("llvm-strip")
+    if strip is None:
+        return
+    libraries = sorted(p for p in site.rglob("*.so*") if p.is_file() and _is_elf(p))
+    for library in libraries:
+        subprocess.run([strip, "--strip-unneeded", str(library)], check=True)
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _tree(site: Path) -> list[tuple[str, Path]]:
+    return [(p.relative_to(site).as_posix(), p) for p in sorted(site.rglob("*")) if p.is_file()]
+
+
+def write_zip(files: Iterable[tuple[str, Path]], target: Path) -> None:
+    """Write a deterministic zip: entries sorted by name, fixed timestamps and modes, fixed
+    compression level. Written beside `target` and moved into place, so a reader never sees a
+    half-written file."""
+    temporary = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name, path in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            executable = os.access(path, os.X_OK) and path.suffix != ".py"
+            info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with path.open("rb") as source, archive.open(info, "w") as sink:
+                shutil.copyfileobj(source, sink, 1024 * 1024)
+    temporary.replace(target)
+
+
+def unzipped_size(bundle: Path) -> int:
+    """Total uncompressed size of the zip's entries, as Lambda counts it."""
+    with zipfile.ZipFile(bundle) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def measure_handler_import(bundle: Path) -> float:
+    """Import `etl.handler` from the unzipped bundle alone, in an isolated interpreter (no site
+    packages, no environment), and return how long the import took in milliseconds."""
+    with tempfile.TemporaryDirectory() as directory:
+        with zipfile.ZipFile(bundle) as archive:
+            archive.extractall(directory)
+        code = (
+            "import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); "
+            "import etl.handler; print((time.perf_counter() - t) * 1000)"
+        )
+        python = getattr(sys, "_base_executable", sys.executable)
+        result = subprocess.run(
+            [python, "-I", "-S", "-c", code, directory],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1"},
+        )
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise BundleError(
+            f"the handler does not import from the bundle: {lines[-1] if lines else ''}"
+        )
+    return round(float(result.stdout.strip()), 1)
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    temporary = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, temporary)
+    temporary.replace(target)
