@@ -1,0 +1,228 @@
+"""Loading one source object into PostgreSQL: partitions on demand, the per-object lock, replacing
+the object's rows with COPY, and its `taxi.loads` audit row.
+
+Within one transaction the caller takes `lock_object` (a transaction-scoped advisory lock keyed on
+the S3 key, so two deliveries of the same object run one after the other, while different objects
+load in parallel), then `replace_rows` (delete the object's earlier rows, COPY the new ones) and
+`record_load`. Either all of it commits or none of it: a retry after any failure converges.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from etl.events import sequencer_order
+from etl.specs import DatasetSpec
+
+SCHEMA = "taxi"
+TRIPS = "trips"
+PARTITION_LOCK_KEY = 0x7461_7869_7061_7274  # "taxipart": serialises partition creation
+COPY_BATCH_ROWS = 20_000
+"""Rows rendered to CSV per COPY write (about 3 MB): bounds memory on files with millions of
+rows, and small enough that PostgreSQL parses one batch while Polars renders the next."""
+
+
+def partition_name(month: date) -> str:
+    """`trips_YYYY_MM`, the partition holding pickups of `month`."""
+    return f"{TRIPS}_{month.year:04d}_{month.month:02d}"
+
+
+def pickup_months(frame: pl.DataFrame) -> list[date]:
+    """First days of the months the frame's pickups fall in (a file's month window may spill
+    into the neighbouring months)."""
+    months = (
+        frame.select(pl.col("pickup_datetime").dt.truncate("1mo").dt.date().unique().sort())
+        .get_column("pickup_datetime")
+        .drop_nulls()
+    )
+    return list(months.to_list())
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[date]) -> list[str]:
+    """Create the missing monthly partitions of taxi.trips; return the names created.
+
+    Runs in its own short transactions, before the load's: an empty partition left behind by a
+    failed load is harmless, and the load's transaction then never waits on DDL of others.
+    Concurrent creators are serialised by an advisory lock and re-check under it.
+    """
+    wanted = sorted(set(months))
+    if not wanted:
+        return []
+    missing = _missing_partitions(conn, wanted)
+    created: list[str] = []
+    if not missing:
+        return created
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK_KEY])
+        for month in _missing_partitions(conn, missing):
+            upper = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    sql.Identifier(SCHEMA, partition_name(month)),
+                    sql.Identifier(SCHEMA, TRIPS),
+                    sql.Literal(datetime(month.year, month.month, 1)),
+                    sql.Literal(datetime(upper.year, upper.month, 1)),
+                )
+            )
+            created.append(partition_name(month))
+    return created
+
+
+def _missing_partitions(conn: psycopg.Connection[Any], months: Sequence[date]) -> list[date]:
+    # A query of pg_class under the statement's snapshot, not to_regclass: name lookups may use
+    # a catalog cache that an advisory lock does not refresh, and would miss a partition another
+    # loader has just committed.
+    names = [partition_name(month) for month in months]
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = ANY(%s)",
+        [SCHEMA, names],
+    ).fetchall()
+    present = {row[0] for row in rows}
+    return [month for month, name in zip(months, names, strict=True) if name not in present]
+
+
+def lock_object(conn: psycopg.Connection[Any], key: str) -> None:
+    """Wait for, then hold until the transaction ends, the lock of source object `key`."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
+def superseded_by(conn: psycopg.Connection[Any], key: str, sequencer: str | None) -> str | None:
+    """The sequencer of a newer event already recorded for `key`, if there is one.
+
+    S3 sequencers grow with each write of a key; an older event arriving late (SQS does not keep
+    order) must not replace the rows of a newer version. Events without a sequencer (manual
+    replays) are never superseded.
+    """
+    if sequencer is None:
+        return None
+    row = conn.execute("SELECT sequencer FROM taxi.loads WHERE source_key = %s", [key]).fetchone()
+    recorded = row[0] if row else None
+    if recorded and sequencer_order(recorded) > sequencer_order(sequencer):
+        return str(recorded)
+    return None
+
+
+def trips_columns(spec: DatasetSpec) -> list[str]:
+    """Columns the loader writes for a dataset: dataset, source_key, then its clean columns."""
+    return ["dataset", "source_key", *spec.clean_schema.names()]
+
+
+def replace_rows(
+    conn: psycopg.Connection[Any], key: str, spec: DatasetSpec, clean: pl.DataFrame
+) -> int:
+    """Delete the rows of `key`, then COPY `clean` in their place; return the rows deleted.
+    Call inside the object's transaction, after `lock_object`."""
+    deleted = conn.execute("DELETE FROM taxi.trips WHERE source_key = %s", [key]).rowcount
+    frame = clean.select(
+        pl.lit(spec.name).alias("dataset"),
+        pl.lit(key).alias("source_key"),
+        *spec.clean_schema.names(),
+    )
+    copy_frame(conn, frame)
+    return deleted
+
+
+def copy_frame(conn: psycopg.Connection[Any], frame: pl.DataFrame) -> None:
+    """COPY `frame` into taxi.trips (its columns by name) from CSV rendered by Polars.
+
+    Polars writes each batch of rows as CSV bytes in native code; PostgreSQL parses them in bulk.
+    Nulls are empty fields, empty strings are quoted (""), as COPY's CSV format expects.
+    """
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(SCHEMA, TRIPS), sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+    )
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        for batch in frame.iter_slices(COPY_BATCH_ROWS):
+            buffer = io.BytesIO()
+            batch.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
+            copy.write(buffer.getbuffer())
+
+
+@dataclass
+class LoadRecord:
+    """One row of taxi.loads: the latest outcome for a source object."""
+
+    source_key: str
+    bucket: str
+    status: str
+    """`loaded` or `quarantined`."""
+    started_at: datetime
+    finished_at: datetime
+    version_id: str | None = None
+    etag: str | None = None
+    sequencer: str | None = None
+    dataset: str | None = None
+    month: date | None = None
+    error_code: str | None = None
+    error: str | None = None
+    rows_in: int | None = None
+    rows_clean: int | None = None
+    rows_rejected: int | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
+    """Insert or replace the object's taxi.loads row (counting completed loads)."""
+    duration_ms = round((record.finished_at - record.started_at).total_seconds() * 1000, 1)
+    conn.execute(
+        """
+        INSERT INTO taxi.loads (
+            source_key, bucket, version_id, etag, sequencer, dataset, month, status,
+            error_code, error, rows_in, rows_clean, rows_rejected, started_at, finished_at,
+            duration_ms, timings_ms
+        ) VALUES (
+            %(source_key)s, %(bucket)s, %(version_id)s, %(etag)s, %(sequencer)s, %(dataset)s,
+            %(month)s, %(status)s, %(error_code)s, %(error)s, %(rows_in)s, %(rows_clean)s,
+            %(rows_rejected)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, %(timings_ms)s
+        )
+        ON CONFLICT (source_key) DO UPDATE SET
+            bucket = EXCLUDED.bucket,
+            version_id = EXCLUDED.version_id,
+            etag = EXCLUDED.etag,
+            sequencer = COALESCE(EXCLUDED.sequencer, loads.sequencer),
+            dataset = EXCLUDED.dataset,
+            month = EXCLUDED.month,
+            status = EXCLUDED.status,
+            error_code = EXCLUDED.error_code,
+            error = EXCLUDED.error,
+            rows_in = EXCLUDED.rows_in,
+            rows_clean = EXCLUDED.rows_clean,
+            rows_rejected = EXCLUDED.rows_rejected,
+            load_count = loads.load_count + 1,
+            started_at = EXCLUDED.started_at,
+            finished_at = EXCLUDED.finished_at,
+            duration_ms = EXCLUDED.duration_ms,
+            timings_ms = EXCLUDED.timings_ms
+        """,
+        {
+            "source_key": record.source_key,
+            "bucket": record.bucket,
+            "version_id": record.version_id,
+            "etag": record.etag,
+            "sequencer": record.sequencer,
+            "dataset": record.dataset,
+            "month": record.month,
+            "status": record.status,
+            "error_code": record.error_code,
+            "error": record.error,
+            "rows_in": record.rows_in,
+            "rows_clean": record.rows_clean,
+            "rows_rejected": record.rows_rejected,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "duration_ms": duration_ms,
+            "timings_ms": Jsonb(record.timings_ms),
+        },
+    )
