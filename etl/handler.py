@@ -1,0 +1,351 @@
+"""The Lambda processor: raw objects in S3 → ETL → lake outputs and PostgreSQL, exactly once in
+effect.
+
+Per object: download (the event's version) → `process_file` → partitions on demand → one
+transaction: lock the key, skip if a newer event was already loaded, write processed/, rejects/
+and reports/ (report last), replace the key's rows with COPY, upsert its `taxi.loads` row →
+commit → acknowledge. An unprocessable object is copied to quarantine/ with an `.error.json`, and
+acknowledged. Anything else that fails (database down or refusing the password twice, S3 errors
+after botocore's own retries) fails its SQS message alone (`batchItemFailures`): SQS redelivers it
+and, after the queue's maxReceiveCount, moves it to the DLQ.
+
+Configuration comes from the environment: `DB_SECRET_ARN` (the Secrets Manager secret holding the
+connection), `LOG_LEVEL`, and the standard AWS variables, `AWS_ENDPOINT_URL` included (boto3 reads
+it for every service), so moto's server or LocalStack work without code changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+
+from etl import logs
+from etl.database import Database, SecretsManagerCredentials
+from etl.errors import DataplatformError, UnprocessableInput
+from etl.events import Message, SourceObject, is_migrate, messages
+from etl.lake import RAW_PREFIX, Downloaded, Lake, ObjectGone, output_keys
+from etl.loader import (
+    LoadRecord,
+    ensure_partitions,
+    lock_object,
+    pickup_months,
+    record_load,
+    replace_rows,
+    superseded_by,
+)
+from etl.migrate import migrate
+from etl.pipeline import process_file
+from etl.settings import EtlSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 - the variable's name, not a secret
+
+# botocore retries throttling and 5xx itself (standard mode, exponential backoff with jitter);
+# what still fails after that is a transient failure of the message.
+_AWS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60
+)
+
+_log = logging.getLogger("dataplatform.processor")
+
+
+class ConfigurationError(DataplatformError):
+    """The processor's environment lacks a setting it needs."""
+
+
+class RecordsFailed(DataplatformError):
+    """Some records of a plain S3 event failed (there is no partial-batch protocol for those:
+    the invocation fails and Lambda's asynchronous retries take over)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one object: the fields of its log line."""
+
+    status: str
+    """loaded, quarantined, already_quarantined, superseded, ignored or gone."""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime:
+    """What a processor container keeps between invocations: its S3 client, the database
+    connection (with its cached secret) and the ETL settings."""
+
+    def __init__(
+        self, *, s3: S3Client, database: Database, settings: EtlSettings | None = None
+    ) -> None:
+        self.s3 = s3
+        self.lake = Lake(s3)
+        self.database = database
+        self.settings = settings or EtlSettings()
+
+    @classmethod
+    def from_environment(cls) -> Runtime:
+        """Build the clients from the environment (see the module docstring)."""
+        secret_id = os.environ.get(SECRET_ENV)
+        if not secret_id:
+            raise ConfigurationError(
+                f"{SECRET_ENV} is not set: point it at the Secrets Manager secret holding the "
+                "database connection (JSON with host, port, username, password, dbname)"
+            )
+        session = boto3.session.Session()
+        s3 = session.client("s3", config=_AWS_CONFIG)
+        secrets = session.client("secretsmanager", config=_AWS_CONFIG)
+        return cls(s3=s3, database=Database(SecretsManagerCredentials(secrets, secret_id)))
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.database.close()
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Handle one invocation; see the module docstring for the event kinds."""
+        request_id = getattr(context, "aws_request_id", None)
+        if is_migrate(event):
+            started = time.perf_counter()
+            result = migrate(self.database.connection())
+            fields = {"event": "migrated", **result.as_dict(), "request_id": request_id}
+            fields["duration_ms"] = _ms_since(started)
+            _log.info("migrations applied", extra={"fields": fields})
+            return {"action": "migrate", **result.as_dict()}
+        failures: list[dict[str, str]] = []
+        failed_plain = 0
+        for message in messages(event):
+            if not self._handle_message(message, request_id):
+                if message.message_id is None:
+                    failed_plain += 1
+                else:
+                    failures.append({"itemIdentifier": message.message_id})
+        if failed_plain:
+            raise RecordsFailed(f"{failed_plain} S3 event record(s) failed; see the logs")
+        return {"batchItemFailures": failures}
+
+    def _handle_message(self, message: Message, request_id: str | None) -> bool:
+        """Process every object of a message; False if the message must be retried."""
+        base = {"message_id": message.message_id, "request_id": request_id}
+        try:
+            objects = message.objects()
+        except DataplatformError as error:
+            _log.error(
+                "message is not an S3 notification: left for redelivery and the DLQ",
+                extra={"fields": {"event": "message_malformed", **base, "error": str(error)}},
+            )
+            return False
+        if not objects:
+            _log.info("S3 test event ignored", extra={"fields": {"event": "test_event", **base}})
+        for obj in objects:
+            started = time.perf_counter()
+            identity = {"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id}
+            try:
+                outcome = self.process_object(obj)
+            except Exception as error:
+                _log.error(
+                    "object failed: the message will be retried",
+                    exc_info=True,
+                    extra={
+                        "fields": {
+                            "event": "object_failed",
+                            **base,
+                            **identity,
+                            "error_type": type(error).__name__,
+                            "error": _first_line(error),
+                            "duration_ms": _ms_since(started),
+                        }
+                    },
+                )
+                return False
+            level = logging.WARNING if outcome.status == "quarantined" else logging.INFO
+            _log.log(
+                level,
+                f"object {outcome.status}",
+                extra={
+                    "fields": {
+                        "event": "object_processed",
+                        "status": outcome.status,
+                        **base,
+                        **identity,
+                        **outcome.fields,
+                        "duration_ms": _ms_since(started),
+                    }
+                },
+            )
+        return True
+
+    def process_object(self, obj: SourceObject) -> Outcome:
+        """Process one object to completion, or raise (transient failure: retry the message)."""
+        if not obj.key.startswith(RAW_PREFIX):
+            return Outcome("ignored", {"reason": f"key outside {RAW_PREFIX}"})
+        if obj.key.endswith("/"):
+            # The zero-byte "folder" the S3 console creates is not a file.
+            return Outcome("ignored", {"reason": "folder placeholder"})
+        if not obj.created:
+            return Outcome("ignored", {"reason": f"event {obj.event_name}"})
+        started_at = datetime.now(UTC)
+        timings: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="dataplatform-") as scratch:
+            directory = Path(scratch)
+            clock = time.perf_counter()
+            try:
+                downloaded = self.lake.download(obj, directory)
+            except ObjectGone:
+                return Outcome("gone", {"reason": "object or version no longer exists"})
+            timings["download"] = _ms_since(clock)
+            try:
+                result = process_file(downloaded.path, source_name=obj.key, settings=self.settings)
+            except UnprocessableInput as error:
+                return self._quarantine(obj, downloaded, error, started_at, timings)
+            timings.update(result.timings_ms)
+
+            conn = self.database.connection()
+            clock = time.perf_counter()
+            partitions = ensure_partitions(conn, pickup_months(result.clean))
+            keys = output_keys(result.spec.name, result.month, result.stem)
+            report = {
+                **result.report,
+                "timings_ms": dict(timings),
+                "source_object": {
+                    "bucket": obj.bucket,
+                    "key": obj.key,
+                    "version_id": downloaded.version_id,
+                    "etag": downloaded.etag,
+                    "size": downloaded.size,
+                },
+                "outputs": {"processed": keys.processed, "rejects": keys.rejects},
+            }
+            with conn.transaction():
+                lock_object(conn, obj.key)
+                newer = superseded_by(conn, obj.key, obj.sequencer)
+                if newer is not None:
+                    return Outcome("superseded", {"sequencer": obj.sequencer, "newer": newer})
+                timings["lock"] = _ms_since(clock)
+                clock = time.perf_counter()
+                self.lake.write_outputs(
+                    obj.bucket, keys, result, report, directory, _lineage(obj, downloaded)
+                )
+                timings["write_s3"] = _ms_since(clock)
+                clock = time.perf_counter()
+                deleted = replace_rows(conn, obj.key, result.spec, result.clean)
+                timings["load_db"] = _ms_since(clock)
+                rows_in = int(result.report["rows_in"])
+                rows_clean = int(result.report["rows_clean"])
+                rows_rejected = int(result.report["rows_rejected"])
+                record_load(
+                    conn,
+                    LoadRecord(
+                        source_key=obj.key,
+                        bucket=obj.bucket,
+                        status="loaded",
+                        started_at=started_at,
+                        finished_at=datetime.now(UTC),
+                        version_id=downloaded.version_id,
+                        etag=downloaded.etag,
+                        sequencer=obj.sequencer,
+                        dataset=result.spec.name,
+                        month=result.month.start.date(),
+                        rows_in=rows_in,
+                        rows_clean=rows_clean,
+                        rows_rejected=rows_rejected,
+                        timings_ms=timings,
+                    ),
+                )
+        return Outcome(
+            "loaded",
+            {
+                "dataset": result.spec.name,
+                "month": str(result.month),
+                "version_id": downloaded.version_id,
+                "rows_in": rows_in,
+                "rows_clean": rows_clean,
+                "rows_rejected": rows_rejected,
+                "rows_replaced": deleted,
+                "partitions_created": partitions,
+                "reasons": result.report.get("reasons", {}),
+                "outputs": list(keys.all()),
+                "timings_ms": timings,
+            },
+        )
+
+    def _quarantine(
+        self,
+        obj: SourceObject,
+        downloaded: Downloaded,
+        error: UnprocessableInput,
+        started_at: datetime,
+        timings: dict[str, float],
+    ) -> Outcome:
+        conn = self.database.connection()
+        with conn.transaction():
+            lock_object(conn, obj.key)
+            newer = superseded_by(conn, obj.key, obj.sequencer)
+            if newer is not None:
+                return Outcome("superseded", {"sequencer": obj.sequencer, "newer": newer})
+            clock = time.perf_counter()
+            written = self.lake.quarantine(obj, downloaded, error)
+            timings["write_s3"] = _ms_since(clock)
+            # Rows of an earlier, good version of the key stay: a bad upload does not erase data.
+            record_load(
+                conn,
+                LoadRecord(
+                    source_key=obj.key,
+                    bucket=obj.bucket,
+                    status="quarantined",
+                    started_at=started_at,
+                    finished_at=datetime.now(UTC),
+                    version_id=downloaded.version_id,
+                    etag=downloaded.etag,
+                    sequencer=obj.sequencer,
+                    error_code=error.code,
+                    error=error.reason,
+                    timings_ms=timings,
+                ),
+            )
+        return Outcome(
+            "quarantined" if written else "already_quarantined",
+            {"code": error.code, "reason": error.reason, "timings_ms": timings},
+        )
+
+
+def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:
+    # S3 user metadata must be ASCII: keys are percent-encoded.
+    return {
+        "source-key": quote(obj.key, safe="/"),
+        "source-version-id": downloaded.version_id or "",
+        "source-etag": downloaded.etag or "",
+    }
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The container's runtime, created on first use and kept for later invocations."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.from_environment()
+    return _runtime
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (`etl.handler.handler`)."""
+    logs.configure()
+    return runtime().handle(event, context)

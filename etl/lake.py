@@ -1,0 +1,234 @@
+"""The data lake in S3: where a raw object's outputs go, and writing them so that a failure leaves
+nothing half-done visible.
+
+Layout (one bucket, zone prefixes):
+
+    raw/<dataset>/<file>                                   input
+    processed/<dataset>/year=YYYY/month=MM/<stem>.parquet  clean rows
+    rejects/<dataset>/year=YYYY/month=MM/<stem>.parquet    every input column + reject_reason
+    reports/<dataset>/year=YYYY/month=MM/<stem>.html       quality report for people
+    reports/<dataset>/year=YYYY/month=MM/<stem>.json       quality report: the completion marker
+    quarantine/<raw key> + quarantine/<raw key>.error.json unprocessable input, byte for byte
+
+Outputs of a stem are complete if and only if its JSON report exists: `write_outputs` deletes the
+old report first, writes the Parquet files and the HTML page, and writes the JSON report last. If
+any write fails it deletes all of them (best effort) before raising, so after a failed attempt
+readers see neither a partial set nor a stale report; the retry writes them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from etl.errors import UnprocessableInput
+from etl.events import SourceObject
+from etl.pipeline import Month, ProcessResult
+from etl.report_html import render_html
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RAW_PREFIX = "raw/"
+PROCESSED_PREFIX = "processed/"
+REJECTS_PREFIX = "rejects/"
+REPORTS_PREFIX = "reports/"
+QUARANTINE_PREFIX = "quarantine/"
+ERROR_SUFFIX = ".error.json"
+
+_log = logging.getLogger("dataplatform.lake")
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class OutputKeys:
+    """The S3 keys of one processed object's outputs."""
+
+    processed: str
+    rejects: str
+    report_html: str
+    report: str
+    """The JSON report: written last, it marks the set complete."""
+
+    def all(self) -> tuple[str, ...]:
+        """Every output key, in the order they are written (JSON report last)."""
+        return (self.processed, self.rejects, self.report_html, self.report)
+
+
+def output_keys(dataset: str, month: Month, stem: str) -> OutputKeys:
+    """Where the outputs of `stem` (e.g. `yellow_tripdata_2024-01`) go."""
+    partition = f"{dataset}/year={month.year:04d}/month={month.month:02d}/{stem}"
+    return OutputKeys(
+        processed=f"{PROCESSED_PREFIX}{partition}.parquet",
+        rejects=f"{REJECTS_PREFIX}{partition}.parquet",
+        report_html=f"{REPORTS_PREFIX}{partition}.html",
+        report=f"{REPORTS_PREFIX}{partition}.json",
+    )
+
+
+def quarantine_keys(key: str) -> tuple[str, str]:
+    """The quarantined copy of raw object `key` and its error document."""
+    target = f"{QUARANTINE_PREFIX}{key}"
+    return target, f"{target}{ERROR_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A raw object fetched to local disk, and which version of it that was."""
+
+    path: Path
+    version_id: str | None
+    etag: str | None
+    size: int
+
+
+class ObjectGone(Exception):
+    """The raw object (or the version the event named) no longer exists."""
+
+
+def is_missing(error: ClientError) -> bool:
+    """Whether an S3 error says the object or version does not exist."""
+    return str(error.response.get("Error", {}).get("Code")) in _MISSING
+
+
+class Lake:
+    """Reads raw objects and writes outputs and quarantine copies through one S3 client."""
+
+    def __init__(self, s3: S3Client) -> None:
+        self.s3 = s3
+
+    def download(self, obj: SourceObject, directory: Path) -> Downloaded:
+        """Fetch the object (the event's version, if it names one) into `directory`."""
+        extra: dict[str, Any] = {"VersionId": obj.version_id} if obj.version_id else {}
+        try:
+            response = self.s3.get_object(Bucket=obj.bucket, Key=obj.key, **extra)
+        except ClientError as error:
+            if is_missing(error):
+                raise ObjectGone(obj.key) from error
+            raise
+        path = directory / (obj.key.rsplit("/", 1)[-1] or "object")
+        with path.open("wb") as handle:
+            shutil.copyfileobj(response["Body"], handle, length=8 * 1024 * 1024)
+        return Downloaded(
+            path=path,
+            version_id=response.get("VersionId") or obj.version_id,
+            etag=_unquote_etag(response.get("ETag")) or obj.etag,
+            size=path.stat().st_size,
+        )
+
+    def write_outputs(
+        self,
+        bucket: str,
+        keys: OutputKeys,
+        result: ProcessResult,
+        report: dict[str, Any],
+        directory: Path,
+        metadata: dict[str, str],
+    ) -> None:
+        """Write clean rows, rejects, the HTML page and then the JSON report; on failure remove
+        them all."""
+        clean_path = directory / "clean.parquet"
+        rejects_path = directory / "rejects.parquet"
+        result.clean.write_parquet(clean_path)
+        result.rejects.write_parquet(rejects_path)
+        body = (json.dumps(report, indent=2, default=str) + "\n").encode()
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=keys.report)
+            parquet = {"ContentType": "application/vnd.apache.parquet", "Metadata": metadata}
+            self.s3.upload_file(str(clean_path), bucket, keys.processed, ExtraArgs=parquet)
+            self.s3.upload_file(str(rejects_path), bucket, keys.rejects, ExtraArgs=parquet)
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=keys.report_html,
+                Body=render_html(report).encode(),
+                ContentType="text/html; charset=utf-8",
+                Metadata=metadata,
+            )
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=keys.report,
+                Body=body,
+                ContentType="application/json",
+                Metadata=metadata,
+            )
+        except Exception:
+            self._remove(bucket, keys.all())
+            raise
+
+    def quarantine(
+        self, obj: SourceObject, downloaded: Downloaded, error: UnprocessableInput
+    ) -> bool:
+        """Copy the raw object byte for byte to quarantine/ and write its error document.
+
+        Returns False without writing when this very version is already quarantined (a
+        redelivered message), so a poison object is quarantined once.
+        """
+        target, error_key = quarantine_keys(obj.key)
+        existing = self._read_json(obj.bucket, error_key)
+        if (
+            existing is not None
+            and existing.get("source_etag") == downloaded.etag
+            and existing.get("source_version_id") == downloaded.version_id
+        ):
+            return False
+        source: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
+        if downloaded.version_id:
+            source["VersionId"] = downloaded.version_id
+        # Server-side copy: byte-identical, and multipart for large objects.
+        self.s3.copy(source, obj.bucket, target)  # type: ignore[arg-type]
+        details = {
+            "source": obj.key,
+            "code": error.code,
+            "reason": error.reason,
+            "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "bucket": obj.bucket,
+            "source_version_id": downloaded.version_id,
+            "source_etag": downloaded.etag,
+        }
+        self.s3.put_object(
+            Bucket=obj.bucket,
+            Key=error_key,
+            Body=(json.dumps(details, indent=2) + "\n").encode(),
+            ContentType="application/json",
+        )
+        return True
+
+    def _read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if is_missing(error):
+                return None
+            raise
+        try:
+            data = json.loads(response["Body"].read())
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _remove(self, bucket: str, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            try:
+                self.s3.delete_object(Bucket=bucket, Key=key)
+            except Exception as error:  # cleanup must not mask the write failure
+                _log.warning(
+                    "could not remove an output after a failed write",
+                    extra={
+                        "fields": {
+                            "event": "output_cleanup_failed",
+                            "key": key,
+                            "error": type(error).__name__,
+                        }
+                    },
+                )
+
+
+def _unquote_etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
