@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from etl.errors import DataplatformError, UnprocessableInput, UsageError
 from etl.pipeline import Month, process_file, quarantine, write_outputs
+from etl.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
 from etl.specs import DATASETS
 
 
@@ -197,3 +198,62 @@ def bundle(
     project_root = Path(__file__).resolve().parent.parent
     result = build_bundle(project_root, out, target, use_cache=not no_cache)
     typer.echo(result.as_json())
+
+
+# --- Processor -----------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(
+    *,
+    database_url: Annotated[
+        str,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="PostgreSQL to migrate, as postgresql://USER:PASSWORD@HOST:PORT/DBNAME "
+            "(add ?sslmode=require for RDS). Also read from DATABASE_URL.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Create or upgrade the processor's tables (schema `taxi`) and refresh their master data.
+
+    Applies the SQL files in etl/migrations/ that the database has not seen yet, in order, and
+    upserts the zones, vendors, rate codes, payment and trip types. Safe to run any number of
+    times, and concurrently. Deploys run the same migrations through the processor Lambda.
+    """
+    from etl.migrate import migrate_url  # psycopg loads only for the commands that need it
+
+    result = migrate_url(database_url)
+    applied = ", ".join(result.applied) if result.applied else "none (already up to date)"
+    typer.echo(f"migrations applied: {applied}")
+    if result.unknown:
+        typer.echo(f"the database has migrations this code does not know: {result.unknown}")
+    typer.echo(
+        "master data: " + ", ".join(f"{table} {rows}" for table, rows in result.master_data.items())
+    )
+
+
+@app.command("rotate-db-password")
+def rotate_db_password(
+    *,
+    stack: Annotated[
+        str, typer.Option("--stack", "-s", help="Pulumi stack to rotate, e.g. dev or prod.")
+    ],
+    length: Annotated[
+        int,
+        typer.Option(
+            help=f"Password length (RDS accepts {MIN_LENGTH} to {MAX_LENGTH}).",
+            min=MIN_LENGTH,
+            max=MAX_LENGTH,
+        ),
+    ] = DEFAULT_LENGTH,
+) -> None:
+    """Generate a new database password and store it as the stack's encrypted `dbPassword`.
+
+    The password is handed to `pulumi config set --secret` on standard input and never printed.
+    Nothing changes in AWS until `pulumi up`; the steps follow the command's output.
+    """
+    rotate(stack, length)
+    typer.echo(next_steps(stack))
