@@ -164,6 +164,8 @@ def test_concurrent_deliveries_leave_one_copy(platform: Platform) -> None:
         while time.monotonic() < deadline:
             waiting = holder.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND (classid::bigint << 32 | objid::bigint) = hashtextextended(%s, 0)",
+                [key],
             ).fetchone()
             if waiting and waiting[0] == 2:
                 break
