@@ -36,6 +36,7 @@ from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import RAW_PREFIX, Downloaded, Lake, ObjectGone, output_keys
 from etl.loader import (
     LoadRecord,
+    already_quarantined,
     ensure_partitions,
     lock_object,
     pickup_months,
@@ -290,9 +291,13 @@ class Runtime:
             newer = superseded_by(conn, obj.key, obj.sequencer)
             if newer is not None:
                 return Outcome("superseded", {"sequencer": obj.sequencer, "newer": newer})
-            clock = time.perf_counter()
-            written = self.lake.quarantine(obj, downloaded, error)
-            timings["write_s3"] = _ms_since(clock)
+            # A redelivery of a message whose version is already quarantined writes nothing
+            # again: the object is quarantined once.
+            written = not already_quarantined(conn, obj.key, downloaded.version_id, downloaded.etag)
+            if written:
+                clock = time.perf_counter()
+                self.lake.quarantine(obj, downloaded, error)
+                timings["write_s3"] = _ms_since(clock)
             # Rows of an earlier, good version of the key stay: a bad upload does not erase data.
             record_load(
                 conn,

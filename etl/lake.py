@@ -43,6 +43,18 @@ REPORTS_PREFIX = "reports/"
 QUARANTINE_PREFIX = "quarantine/"
 ERROR_SUFFIX = ".error.json"
 
+S3_ACCESS: dict[str, tuple[str, ...]] = {
+    RAW_PREFIX: ("s3:GetObject", "s3:GetObjectVersion"),
+    PROCESSED_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
+    REJECTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
+    REPORTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
+    QUARANTINE_PREFIX: ("s3:PutObject",),
+}
+"""The S3 actions the processor uses, per key prefix of the lake bucket: what its IAM policy must
+allow (GetObjectVersion because it reads the version an event names; DeleteObject to remove a
+stale report first and partial outputs after a failed write). Without s3:ListBucket on the bucket
+a deleted raw object answers 403 rather than 404, and its event is retried instead of skipped."""
+
 _log = logging.getLogger("dataplatform.lake")
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
@@ -164,20 +176,10 @@ class Lake:
 
     def quarantine(
         self, obj: SourceObject, downloaded: Downloaded, error: UnprocessableInput
-    ) -> bool:
-        """Copy the raw object byte for byte to quarantine/ and write its error document.
-
-        Returns False without writing when this very version is already quarantined (a
-        redelivered message), so a poison object is quarantined once.
-        """
+    ) -> None:
+        """Copy the raw object byte for byte to quarantine/ and write its error document (last,
+        so that it marks a complete quarantine)."""
         target, error_key = quarantine_keys(obj.key)
-        existing = self._read_json(obj.bucket, error_key)
-        if (
-            existing is not None
-            and existing.get("source_etag") == downloaded.etag
-            and existing.get("source_version_id") == downloaded.version_id
-        ):
-            return False
         source: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
         if downloaded.version_id:
             source["VersionId"] = downloaded.version_id
@@ -198,20 +200,6 @@ class Lake:
             Body=(json.dumps(details, indent=2) + "\n").encode(),
             ContentType="application/json",
         )
-        return True
-
-    def _read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
-        try:
-            response = self.s3.get_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if is_missing(error):
-                return None
-            raise
-        try:
-            data = json.loads(response["Body"].read())
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
 
     def _remove(self, bucket: str, keys: tuple[str, ...]) -> None:
         for key in keys:

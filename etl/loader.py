@@ -114,6 +114,18 @@ def superseded_by(conn: psycopg.Connection[Any], key: str, sequencer: str | None
     return None
 
 
+def already_quarantined(
+    conn: psycopg.Connection[Any], key: str, version_id: str | None, etag: str | None
+) -> bool:
+    """Whether taxi.loads records this very version of `key` as quarantined."""
+    row = conn.execute(
+        "SELECT 1 FROM taxi.loads WHERE source_key = %s AND status = 'quarantined'"
+        " AND version_id IS NOT DISTINCT FROM %s AND etag IS NOT DISTINCT FROM %s",
+        [key, version_id, etag],
+    ).fetchone()
+    return row is not None
+
+
 def trips_columns(spec: DatasetSpec) -> list[str]:
     """Columns the loader writes for a dataset: dataset, source_key, then its clean columns."""
     return ["dataset", "source_key", *spec.clean_schema.names()]
