@@ -211,8 +211,9 @@ def migrate(
         typer.Option(
             "--database-url",
             envvar="DATABASE_URL",
-            help="PostgreSQL to migrate, as postgresql://USER:PASSWORD@HOST:PORT/DBNAME "
-            "(add ?sslmode=require for RDS). Also read from DATABASE_URL.",
+            help="PostgreSQL to migrate, as postgresql://USER@HOST:PORT/DBNAME (add "
+            "?sslmode=require for RDS). The password is read from PGPASSWORD or ~/.pgpass, which "
+            "keeps it out of your shell history, or from the URL. Also read from DATABASE_URL.",
             show_default=False,
         ),
     ],

@@ -51,7 +51,8 @@ from etl.settings import EtlSettings
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 - the variable's name, not a secret
+CONNECTION_ENV = "DB_SECRET_ARN"
+"""The environment variable naming the Secrets Manager secret with the connection."""
 
 # botocore retries throttling and 5xx itself (standard mode, exponential backoff with jitter);
 # what still fails after that is a transient failure of the message.
@@ -95,10 +96,10 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         """Build the clients from the environment (see the module docstring)."""
-        secret_id = os.environ.get(SECRET_ENV)
+        secret_id = os.environ.get(CONNECTION_ENV)
         if not secret_id:
             raise ConfigurationError(
-                f"{SECRET_ENV} is not set: point it at the Secrets Manager secret holding the "
+                f"{CONNECTION_ENV} is not set: point it at the Secrets Manager secret holding the "
                 "database connection (JSON with host, port, username, password, dbname)"
             )
         session = boto3.session.Session()

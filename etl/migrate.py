@@ -179,7 +179,7 @@ def migrate_url(database_url: str) -> MigrationResult:
     except psycopg.OperationalError as error:
         raise DataplatformError(
             f"cannot connect to the database: {_first_line(error)} "
-            "(check --database-url: postgresql://USER:PASSWORD@HOST:PORT/DBNAME)"
+            "(check --database-url, postgresql://USER@HOST:PORT/DBNAME, and PGPASSWORD)"
         ) from None
     with conn:
         return migrate(conn)

@@ -214,8 +214,8 @@ def test_an_older_event_arriving_late_does_not_overwrite_a_newer_version(
     new = platform.s3.put_object(
         Bucket=platform.bucket, Key=key, Body=parquet_bytes(yellow_rows(4))
     )["VersionId"]
-    newer_event = s3_event(platform.bucket, key, version_id=new, sequencer="0055AED6DCD90281E6")
-    older_event = s3_event(platform.bucket, key, version_id=old, sequencer="0055AED6DCD90281E5")
+    newer_event = s3_event(platform.bucket, key, version_id=new, sequencer="00000000000000A2")
+    older_event = s3_event(platform.bucket, key, version_id=old, sequencer="00000000000000A1")
 
     assert handler(newer_event, None) == {"batchItemFailures": []}
     assert handler(older_event, None) == {"batchItemFailures": []}
@@ -223,7 +223,7 @@ def test_an_older_event_arriving_late_does_not_overwrite_a_newer_version(
     assert trips_for(platform, key) == 4
     assert platform.query(
         "SELECT version_id, sequencer, load_count FROM taxi.loads WHERE source_key = %s", [key]
-    ) == [(new, "0055AED6DCD90281E6", 1)]
+    ) == [(new, "00000000000000A2", 1)]
     report = json.loads(
         platform.read("reports/yellow/year=2024/month=01/yellow_tripdata_2024-01.json")
     )

@@ -55,7 +55,7 @@ def test_password_is_not_in_the_representation() -> None:
         ("{", "not JSON"),
         ("[]", "not a JSON object"),
         (json.dumps({**SECRET, "password": ""}), "lacks password"),
-        (json.dumps({"password": "hunter2hunter2"}), "lacks host, port, username, dbname"),
+        (json.dumps({"password": PASSWORD}), "lacks host, port, username, dbname"),
         (json.dumps({**SECRET, "port": "fivefour"}), "port is not a number"),
     ],
 )
@@ -63,7 +63,6 @@ def test_malformed_secret_errors_name_keys_never_values(text: str, message: str)
     with pytest.raises(CredentialsError, match=message) as raised:
         DbCredentials.from_secret_string(text)
 
-    assert "hunter2" not in str(raised.value)
     assert PASSWORD not in str(raised.value)
 
 
