@@ -212,6 +212,7 @@ class Runtime:
             conn = self.database.connection()
             clock = time.perf_counter()
             partitions = ensure_partitions(conn, pickup_months(result.clean))
+            timings["partitions"] = _ms_since(clock)
             keys = output_keys(result.spec.name, result.month, result.stem)
             report = {
                 **result.report,
@@ -225,6 +226,7 @@ class Runtime:
                 },
                 "outputs": {"processed": keys.processed, "rejects": keys.rejects},
             }
+            clock = time.perf_counter()
             with conn.transaction():
                 lock_object(conn, obj.key)
                 newer = superseded_by(conn, obj.key, obj.sequencer)
