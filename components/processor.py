@@ -23,6 +23,7 @@ import pulumi_aws as aws
 
 from components.data_lake import ARTIFACTS_PREFIX, Zone
 from components.settings import ProcessorSettings
+from etl.lake_access import S3_ACCESS
 
 RUNTIME = "python3.13"
 HANDLER = "etl.handler.handler"
@@ -45,7 +46,6 @@ VPC_ACCESS_ACTIONS = (
     "ec2:DescribeSubnets",
     "ec2:UnassignPrivateIpAddresses",
 )
-OUTPUT_ZONES = (Zone.PROCESSED, Zone.REJECTS, Zone.REPORTS, Zone.QUARANTINE)
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,14 @@ def _statement(sid: str, actions: Sequence[str], resources: Sequence[str]) -> di
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": list(resources)}
 
 
+def _zone_statements(bucket_arn: str) -> list[dict[str, object]]:
+    """The object actions of each lake zone, from the table the processor's code declares."""
+    return [
+        _statement(f"{prefix.strip('/').capitalize()}Zone", actions, [f"{bucket_arn}/{prefix}*"])
+        for prefix, actions in S3_ACCESS.items()
+    ]
+
+
 def processor_policy(
     *,
     bucket_arn: str,
@@ -100,12 +108,7 @@ def processor_policy(
         {
             "Version": "2012-10-17",
             "Statement": [
-                _statement("ReadRawZone", ["s3:GetObject"], [f"{bucket_arn}/{Zone.RAW.prefix}*"]),
-                _statement(
-                    "WriteOutputZones",
-                    ["s3:PutObject"],
-                    [f"{bucket_arn}/{zone.prefix}*" for zone in OUTPUT_ZONES],
-                ),
+                *_zone_statements(bucket_arn),
                 _statement("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [lake_key_arn]),
                 _statement("ReadDatabaseSecret", ["secretsmanager:GetSecretValue"], [secret_arn]),
                 _statement("DecryptDatabaseSecret", ["kms:Decrypt"], [secret_key_arn]),
@@ -220,6 +223,9 @@ class ProcessorArgs:
     """The database endpoint; a new database re-runs the migrations."""
     migrations_dir: Path
     """Where the `*.sql` migrations live (`etl/migrations`); absent means none."""
+    master_data_files: Sequence[Path]
+    """The sources of the master data a migration run upserts (the zone lookup, the codes);
+    absent files are skipped, like an absent migrations folder."""
     log_retention_days: int
     """Retention of the function's log group (one of CloudWatch's values; default 90)."""
     alarm_topic_arn: str | None
@@ -419,6 +425,11 @@ class Processor(pulumi.ComponentResource):
             input=json.dumps(MIGRATE_EVENT, sort_keys=True),
             triggers={
                 "migrations": migrations_digest(read_migrations(args.migrations_dir)),
+                # Every migrate run also upserts the master data (zones, codes): a change to
+                # its sources must reach the database too.
+                "masterData": migrations_digest(
+                    {p.name: p.read_bytes() for p in args.master_data_files if p.is_file()}
+                ),
                 "database": args.database_endpoint,
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.migrations_depend_on)),

@@ -33,7 +33,8 @@ from etl import logs
 from etl.database import Database, SecretsManagerCredentials
 from etl.errors import DataplatformError, UnprocessableInput
 from etl.events import Message, SourceObject, is_migrate, messages
-from etl.lake import RAW_PREFIX, Downloaded, Lake, ObjectGone, output_keys
+from etl.lake import Downloaded, Lake, ObjectGone, output_keys
+from etl.lake_access import RAW_PREFIX
 from etl.loader import (
     LoadRecord,
     already_quarantined,

@@ -30,30 +30,14 @@ from botocore.exceptions import ClientError
 
 from etl.errors import UnprocessableInput
 from etl.events import SourceObject
+from etl.lake_access import PROCESSED_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX, REPORTS_PREFIX
 from etl.pipeline import Month, ProcessResult
 from etl.report_html import render_html
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-RAW_PREFIX = "raw/"
-PROCESSED_PREFIX = "processed/"
-REJECTS_PREFIX = "rejects/"
-REPORTS_PREFIX = "reports/"
-QUARANTINE_PREFIX = "quarantine/"
 ERROR_SUFFIX = ".error.json"
-
-S3_ACCESS: dict[str, tuple[str, ...]] = {
-    RAW_PREFIX: ("s3:GetObject", "s3:GetObjectVersion"),
-    PROCESSED_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
-    REJECTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
-    REPORTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
-    QUARANTINE_PREFIX: ("s3:PutObject",),
-}
-"""The S3 actions the processor uses, per key prefix of the lake bucket: what its IAM policy must
-allow (GetObjectVersion because it reads the version an event names; DeleteObject to remove a
-stale report first and partial outputs after a failed write). Without s3:ListBucket on the bucket
-a deleted raw object answers 403 rather than 404, and its event is retried instead of skipped."""
 
 _log = logging.getLogger("dataplatform.lake")
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})

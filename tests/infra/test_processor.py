@@ -132,13 +132,18 @@ def test_only_vpc_attachment_actions_apply_to_every_resource(stack_run: ProgramR
 
 
 def test_object_actions_are_scoped_to_their_zones(stack_run: ProgramRun) -> None:
-    # Rule: read raw/ only; write processed/, rejects/, reports/, quarantine/ only.
+    # Rule: read raw/ only; write processed/, rejects/, reports/, quarantine/ only; delete
+    # (a stale report, a failed attempt's outputs) in processed/, rejects/, reports/ only.
     arn = stack_run.one("aws:s3/bucket:Bucket").outputs["arn"]
     grants = {a: r for a, r in _grants(stack_run).items() if a.startswith("s3:")}
     assert grants == {
         "s3:GetObject": [f"{arn}/raw/*"],
+        "s3:GetObjectVersion": [f"{arn}/raw/*"],
         "s3:PutObject": sorted(
             f"{arn}/{zone}/*" for zone in ("processed", "rejects", "reports", "quarantine")
+        ),
+        "s3:DeleteObject": sorted(
+            f"{arn}/{zone}/*" for zone in ("processed", "rejects", "reports")
         ),
     }, grants
 
@@ -285,6 +290,10 @@ def test_migrations_run_at_deploy_keyed_on_the_sql_files(stack_run: ProgramRun) 
     assert json.loads(values["input"]) == {"action": "migrate"}, invocation.urn
     assert values["functionName"] == _function(stack_run).outputs["name"], invocation.urn
     assert values["triggers"]["migrations"] == expected, invocation.urn
+    master_data = [ROOT / "etl" / "master_data.py", ROOT / "etl" / "data" / "taxi_zone_lookup.csv"]
+    assert values["triggers"]["masterData"] == migrations_digest(
+        {path.name: path.read_bytes() for path in master_data}
+    ), invocation.urn
     needed = {
         stack_run.one("aws:rds/instance:Instance").urn,
         stack_run.one("aws:secretsmanager/secretVersion:SecretVersion").urn,

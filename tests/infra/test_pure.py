@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.data_lake import lifecycle_rules, tls_only_policy
+from components.data_lake import Zone, lifecycle_rules, tls_only_policy
 from components.database import connection_secret, parameters
 from components.network import _zone, private_subnet_cidrs
 from components.processor import (
@@ -24,6 +24,7 @@ from components.processor import (
     redrive_policy,
 )
 from components.settings import ArchiveStorageClass, LakeSettings
+from etl.lake_access import S3_ACCESS
 
 BUCKET = "arn:aws:s3:::lake"
 ARNS = {
@@ -155,15 +156,23 @@ def test_processor_policy_wildcards_are_only_the_vpc_actions() -> None:
 
 
 def test_processor_policy_scopes_objects_to_zone_prefixes() -> None:
-    # Rule: object reads under raw/, writes under the four output zones.
+    # Rule: object reads under raw/ only; writes (and cleanup deletes) under the output zones.
     statements = {s["Sid"]: s for s in json.loads(processor_policy(**ARNS))["Statement"]}
-    assert statements["ReadRawZone"]["Resource"] == [f"{BUCKET}/raw/*"]
-    assert statements["WriteOutputZones"]["Resource"] == [
-        f"{BUCKET}/processed/*",
-        f"{BUCKET}/rejects/*",
-        f"{BUCKET}/reports/*",
-        f"{BUCKET}/quarantine/*",
-    ]
+    zones = {
+        sid: (s["Action"], s["Resource"]) for sid, s in statements.items() if sid.endswith("Zone")
+    }
+    assert zones == {
+        "RawZone": (["s3:GetObject", "s3:GetObjectVersion"], [f"{BUCKET}/raw/*"]),
+        "ProcessedZone": (["s3:DeleteObject", "s3:PutObject"], [f"{BUCKET}/processed/*"]),
+        "RejectsZone": (["s3:DeleteObject", "s3:PutObject"], [f"{BUCKET}/rejects/*"]),
+        "ReportsZone": (["s3:DeleteObject", "s3:PutObject"], [f"{BUCKET}/reports/*"]),
+        "QuarantineZone": (["s3:PutObject"], [f"{BUCKET}/quarantine/*"]),
+    }
+
+
+def test_lake_zones_and_processor_access_name_the_same_prefixes() -> None:
+    # Rule: the bucket's zones and the processor's access table describe the same lake.
+    assert {zone.prefix for zone in Zone} == set(S3_ACCESS)
 
 
 def test_queue_policy_admits_only_the_lake_bucket_over_tls() -> None:

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSResponse
 
 from etl import handler as handler_module
 from etl.handler import handler
-from etl.lake import S3_ACCESS
+from etl.lake_access import S3_ACCESS
 from tests.integration.conftest import Platform, parquet_bytes, s3_event, yellow_rows
 from tests.integration.test_faults import s3_error
 
