@@ -34,7 +34,7 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000
 SIZE_BUDGET = 200 * 1024 * 1024
 """What we aim for, well under the limit, so that dependencies can grow."""
 BUNDLE_NAME = "processor.zip"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Bump when the build steps change, so that cached builds are not reused."""
 LAMBDA_GROUP = "lambda"
 """The uv dependency group listing what the bundle carries."""
@@ -42,13 +42,25 @@ BOTOCORE_SERVICES = ("s3", "sqs", "secretsmanager", "sts")
 """botocore service models kept: the services the processor calls (sts for credentials)."""
 
 LOCAL_ONLY = frozenset(
-    {"etl/cli.py", "etl/bundle.py", "etl/synthetic.py", "etl/embedded.py", "etl/demo.py"}
+    {
+        "etl/cli.py",
+        "etl/bundle.py",
+        "etl/synthetic.py",
+        "etl/embedded.py",
+        "etl/demo.py",
+        "etl/demo_view.py",
+        "etl/backfill.py",
+    }
 )
 """Modules of the package that only run on a laptop (CLI, builders, demo services)."""
+LOCAL_ONLY_DIRECTORIES = ("etl/data/samples/",)
+"""Package data only the demo reads."""
 SOURCE_SUFFIXES = frozenset({".py", ".csv", ".sql"})
 PRUNED_DIRECTORIES = frozenset({"__pycache__", "tests", "test"})
 PRUNED_SUFFIXES = frozenset({".pyc", ".pyi"})
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+LAMBDA_TASK_ROOT = "/var/task"
+"""Where Lambda unpacks the bundle."""
 
 
 class Arch(StrEnum):
@@ -98,12 +110,17 @@ class BuildPlan:
     sources: tuple[tuple[str, str], ...]
     """(path in the zip, sha256 of the file) for each file of the package."""
     botocore_services: tuple[str, ...] = BOTOCORE_SERVICES
+    bytecode_interpreter: str | None = None
+    """The target Python that precompiles the bundle's modules, if this machine has one (see
+    `find_interpreter`). Its path is not part of the key, only whether there is one."""
     builder_version: int = BUILDER_VERSION
 
     @property
     def key(self) -> str:
         """A short content hash of the plan."""
-        document = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        fields["bytecode_interpreter"] = self.bytecode_interpreter is not None
+        document = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(document.encode()).hexdigest()[:20]
 
 
@@ -116,6 +133,10 @@ class BundleResult:
     zipped_bytes: int
     unzipped_bytes: int
     cached: bool
+    bytecode: bool
+    """Whether the modules ship precompiled (Lambda cannot write bytecode caches at run time,
+    so without them every cold start compiles every module it imports: 0.65 s instead of 0.22 s
+    for the handler on this machine)."""
     import_ms: float | None
     """Time to import the handler from the bundle alone; None when the target is another
     Python or CPU than this machine's."""
@@ -139,6 +160,7 @@ def package_sources(root: Path) -> list[tuple[str, Path]]:
             path.is_file()
             and path.suffix in SOURCE_SUFFIXES
             and name not in LOCAL_ONLY
+            and not name.startswith(LOCAL_ONLY_DIRECTORIES)
             and "__pycache__" not in path.parts
         ):
             files.append((name, path))
@@ -169,20 +191,47 @@ def locked_requirements(root: Path) -> tuple[str, ...]:
     return tuple(line.strip() for line in output.splitlines() if line.strip())
 
 
-def plan_bundle(root: Path, target: BundleTarget, requirements: Sequence[str]) -> BuildPlan:
+def plan_bundle(
+    root: Path,
+    target: BundleTarget,
+    requirements: Sequence[str],
+    bytecode_interpreter: Path | None = None,
+) -> BuildPlan:
     """The build plan for the project at `root`."""
     sources = tuple(
         (name, hashlib.sha256(path.read_bytes()).hexdigest())
         for name, path in package_sources(root)
     )
-    return BuildPlan(target=target, requirements=tuple(requirements), sources=sources)
+    return BuildPlan(
+        target=target,
+        requirements=tuple(requirements),
+        sources=sources,
+        bytecode_interpreter=str(bytecode_interpreter) if bytecode_interpreter else None,
+    )
+
+
+def find_interpreter(python_version: str) -> Path | None:
+    """A local interpreter of the target's Python version (this one, or one uv already has),
+    to precompile the bundle with; None if there is none (nothing is downloaded)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python_version:
+        return Path(getattr(sys, "_base_executable", sys.executable))
+    found = subprocess.run(
+        ["uv", "python", "find", "--no-python-downloads", "--system", python_version],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    path = found.stdout.strip()
+    return Path(path) if found.returncode == 0 and path else None
 
 
 def build_bundle(
     root: Path, out_dir: Path, target: BundleTarget, *, use_cache: bool = True
 ) -> BundleResult:
     """Build (or reuse) the bundle for `target` into `out_dir/processor.zip`."""
-    plan = plan_bundle(root, target, locked_requirements(root))
+    plan = plan_bundle(
+        root, target, locked_requirements(root), find_interpreter(target.python_version)
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     cached_zip = out_dir / f"processor-{plan.key}.zip"
     cached = use_cache and cached_zip.exists()
@@ -192,8 +241,12 @@ def build_bundle(
             install_dependencies(plan, site)
             prune(site, plan.botocore_services)
             strip_shared_libraries(site)
-            files = [*package_sources(root), *_tree(site)]
-            write_zip(files, cached_zip)
+            for name, path in package_sources(root):
+                (site / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, site / name)
+            if plan.bytecode_interpreter is not None:
+                compile_bytecode(Path(plan.bytecode_interpreter), site)
+            write_zip(_tree(site), cached_zip)
     unzipped = unzipped_size(cached_zip)
     if unzipped > LAMBDA_UNZIPPED_LIMIT:
         raise BundleError(
@@ -208,6 +261,7 @@ def build_bundle(
         zipped_bytes=final.stat().st_size,
         unzipped_bytes=unzipped,
         cached=cached,
+        bytecode=plan.bytecode_interpreter is not None,
         import_ms=measure_handler_import(final) if target.matches_this_machine() else None,
     )
 
@@ -238,6 +292,33 @@ def install_dependencies(plan: BuildPlan, site: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BundleError(f"installing Lambda wheels failed: {result.stderr.strip()}")
+
+
+def compile_bytecode(python: Path, site: Path) -> None:
+    """Precompile every module for the target Python, reproducibly: `unchecked-hash` bytecode
+    (valid whatever the files' times, never rewritten), paths as Lambda sees them (/var/task),
+    and a fixed hash seed so that set constants marshal in the same order every time."""
+    result = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(site),
+            "-p",
+            LAMBDA_TASK_ROOT,
+            str(site),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"},
+    )
+    if result.returncode != 0:
+        raise BundleError(f"precompiling the bundle failed: {result.stdout.strip()[-300:]}")
 
 
 def prune(site: Path, botocore_services: Sequence[str]) -> None:

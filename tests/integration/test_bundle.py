@@ -1,0 +1,94 @@
+"""The Lambda bundle built for real (for this machine's Python, so that it can be imported):
+deterministic, within Lambda's limit, importable alone."""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from etl import bundle as bundle_module
+from etl.bundle import (
+    LAMBDA_UNZIPPED_LIMIT,
+    SIZE_BUDGET,
+    Arch,
+    BundleError,
+    BundleResult,
+    BundleTarget,
+    build_bundle,
+)
+
+ROOT = Path(__file__).parents[2]
+LOCAL = BundleTarget(
+    python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+    arch=Arch.ARM64 if os.uname().machine == "aarch64" else Arch.X86_64,
+)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[BundleResult, BundleResult]:
+    """Two builds from scratch of the same sources, in different directories."""
+    first = build_bundle(ROOT, tmp_path_factory.mktemp("one"), LOCAL, use_cache=False)
+    second = build_bundle(ROOT, tmp_path_factory.mktemp("two"), LOCAL, use_cache=False)
+    return first, second
+
+
+def test_two_builds_have_one_sha256(builds: tuple[BundleResult, BundleResult]) -> None:
+    # Deterministic: same inputs, same bytes, so Pulumi sees no change when nothing changed.
+    first, second = builds
+    assert first.sha256 == second.sha256
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_bundle_is_within_lambdas_limit_and_our_budget(
+    builds: tuple[BundleResult, BundleResult],
+) -> None:
+    # Unzipped size under Lambda's 262,144,000 bytes and under the 200 MB we aim for.
+    bundle = builds[0]
+    assert bundle.unzipped_bytes < SIZE_BUDGET < LAMBDA_UNZIPPED_LIMIT
+    assert bundle.zipped_bytes < bundle.unzipped_bytes
+
+
+def test_handler_imports_from_the_bundle_alone(builds: tuple[BundleResult, BundleResult]) -> None:
+    # `python -I -S` with only the unzipped bundle on the path imports etl.handler, from
+    # precompiled modules.
+    bundle = builds[0]
+    assert bundle.import_ms is not None
+    assert bundle.bytecode
+
+
+def test_bundle_holds_the_runtime_and_nothing_local(
+    builds: tuple[BundleResult, BundleResult],
+) -> None:
+    # The handler, its data and migrations, polars/psycopg/boto3; no CLI, demo, tests or pyarrow.
+    with zipfile.ZipFile(builds[0].path) as archive:
+        names = set(archive.namelist())
+    tops = {name.split("/", 1)[0] for name in names}
+    assert {"etl/handler.py", "etl/data/taxi_zone_lookup.csv", "etl/lake_access.py"} <= names
+    assert any(name.startswith("etl/migrations/") and name.endswith(".sql") for name in names)
+    assert {"polars", "psycopg", "boto3", "botocore"} <= tops
+    assert not {"pyarrow", "pandas", "typer", "pytest", "moto", "pulumi", "numpy"} & tops
+    assert not {"etl/cli.py", "etl/demo.py", "etl/synthetic.py"} & names
+    assert not any("/tests/" in name or name.endswith(".pyi") for name in names)
+    models = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 3}
+    assert models == {"s3", "sqs", "secretsmanager", "sts"}
+
+
+def test_cached_build_is_reused(builds: tuple[BundleResult, BundleResult]) -> None:
+    # A second build of unchanged inputs comes from the cache, with the same bytes.
+    first = builds[0]
+    again = build_bundle(ROOT, first.path.parent, LOCAL)
+    assert again.cached
+    assert again.sha256 == first.sha256
+
+
+def test_over_the_limit_is_refused(
+    builds: tuple[BundleResult, BundleResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Above Lambda's unzipped limit the build fails with a message saying what to do.
+    monkeypatch.setattr(bundle_module, "LAMBDA_UNZIPPED_LIMIT", 1_000_000)
+    with pytest.raises(BundleError, match=r"over Lambda's limit of 1,000,000"):
+        build_bundle(ROOT, builds[0].path.parent, LOCAL)
