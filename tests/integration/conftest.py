@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from etl import handler as handler_module
-from etl.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
+from etl.embedded import EmbeddedPostgres
 from etl.migrate import migrate_url
 from tests.tlc import write_parquet, yellow_trip
 
@@ -40,27 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's server for the whole session."""
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL server for the whole session (password authentication on 127.0.0.1)."""
-    with postgres() as server:
-        yield server
-
-
-@pytest.fixture
-def aws(moto_endpoint: str) -> Iterator[str]:
-    """The AWS environment pointed at moto's server for one test."""
-    with aws_environment(moto_endpoint):
-        yield moto_endpoint
 
 
 @dataclass
