@@ -1,0 +1,406 @@
+"""`dataplatform demo`: the whole platform on a laptop, through the code path Lambda runs.
+
+Starts moto's server (S3, SQS, Secrets Manager) and a PostgreSQL (pgserver) unless existing ones
+are given, lays out the lake the way the infrastructure does (a versioned bucket whose raw/
+notifications go to a queue with a dead-letter queue, a Secrets Manager secret with the
+connection), runs the migrations through the handler's `{"action": "migrate"}`, uploads three
+files to raw/ (a generated month with a few % bad rows, the real July 2020 sample, a truncated
+file) and then plays the event source mapping: it receives the queue's messages in batches,
+invokes `etl.handler.handler` with the SQS event Lambda would build, and deletes the messages the
+handler did not report as failed. The summary comes from where a user would look: the audit
+table, the trips table and the reports in S3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from etl import handler as processor
+from etl.embedded import aws_environment, moto_server, postgres
+from etl.errors import DataplatformError
+from etl.handler import CONNECTION_ENV
+from etl.lake import output_keys
+from etl.lake_access import RAW_PREFIX
+from etl.pipeline import Month, resolve_dataset, resolve_month
+from etl.synthetic import yellow_month
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+GENERATED_MONTH = Month(2024, 1)
+SAMPLE = "yellow_tripdata_2020-07_sample_rides.csv"
+BATCH_SIZE = 10
+"""Messages per invocation, as the event source mapping is configured."""
+DRAIN_TIMEOUT_SECONDS = 300.0
+
+
+class DemoError(DataplatformError):
+    """The demo could not complete."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo runs against and with."""
+
+    rows: int = 1_000_000
+    """Rows of the generated month (about 3 % of them bad)."""
+    s3_endpoint: str | None = None
+    """An existing S3/SQS/Secrets Manager endpoint (e.g. LocalStack); default: moto's server."""
+    database_url: str | None = None
+    """An existing PostgreSQL (libpq URL); default: an embedded one."""
+    out: Path = Path("demo-output")
+    """Where the HTML quality reports and the processor's log are written."""
+
+
+@dataclass
+class ObjectSummary:
+    """One uploaded object, as the audit table and the reports record it."""
+
+    key: str
+    status: str
+    rows_in: int | None
+    rows_clean: int | None
+    rows_rejected: int | None
+    error: str | None
+    reasons: dict[str, int] = field(default_factory=dict)
+    report_html: Path | None = None
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the summary and for tests."""
+
+    bucket: str
+    objects: list[ObjectSummary]
+    trips_per_month: list[tuple[str, str, int]]
+    """(dataset, YYYY-MM, rows in taxi.trips)."""
+    processing_seconds: float
+    invocations: int
+    log_path: Path
+    lake_keys: list[str] = field(default_factory=list)
+    """Every key in the lake bucket after the run (the bucket itself is deleted on exit)."""
+
+    @property
+    def rows_processed(self) -> int:
+        """Rows read from every processed object."""
+        return sum(o.rows_in or 0 for o in self.objects)
+
+
+Progress = Callable[[str, int, int], None]
+"""progress(step, done, total): called as the demo advances."""
+
+
+@dataclass
+class _Lambda:
+    """The parts of Lambda's context object the handler reads."""
+
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_name: str = "dataplatform-demo-processor"
+
+
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
+    """Run the demo end to end and return what it did. Everything it started is stopped, and
+    every cloud resource it created is deleted, before it returns."""
+    report = progress or (lambda step, done, total: None)
+    options.out.mkdir(parents=True, exist_ok=True)
+    log_path = options.out / "processor.log"
+    log_path.write_text("")
+    with ExitStack() as stack:
+        report("starting local services", 0, 2)
+        endpoint = options.s3_endpoint or stack.enter_context(moto_server())
+        stack.enter_context(aws_environment(endpoint))
+        if options.database_url:
+            secret = _secret_from_url(options.database_url)
+        else:
+            secret = dict(stack.enter_context(postgres()).secret())
+        report("starting local services", 2, 2)
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+        lake = stack.enter_context(_lake(s3, sqs, json.dumps(secret)))
+        stack.enter_context(_processor_environment(lake.secret_arn))
+
+        report("migrating the database", 0, 1)
+        with log_path.open("a") as log, redirect_stdout(log):
+            processor.handler({"action": "migrate"}, _Lambda())
+        report("migrating the database", 1, 1)
+
+        inputs = stack.enter_context(_inputs(options.rows, report))
+        keys = []
+        for index, path in enumerate(inputs):
+            key = f"{RAW_PREFIX}yellow/{path.name}"
+            s3.upload_file(str(path), lake.bucket, key)
+            keys.append(key)
+            report("uploading to raw/", index + 1, len(inputs))
+
+        started = time.perf_counter()
+        invocations = _drain(sqs, lake.queue_url, keys, secret, log_path, report)
+        processing_seconds = time.perf_counter() - started
+
+        objects = _summaries(s3, lake.bucket, keys, secret, options.out)
+        trips = _trips_per_month(secret)
+        lake_keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket)
+            for item in page.get("Contents", [])
+        ]
+    return DemoResult(
+        bucket=lake.bucket,
+        objects=objects,
+        trips_per_month=trips,
+        processing_seconds=processing_seconds,
+        invocations=invocations,
+        log_path=log_path,
+        lake_keys=sorted(lake_keys),
+    )
+
+
+@dataclass(frozen=True)
+class _LakeResources:
+    bucket: str
+    queue_url: str
+    secret_arn: str
+
+
+@contextmanager
+def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeResources]:
+    """The bucket, queues and secret the infrastructure would create; deleted on exit."""
+    suffix = uuid.uuid4().hex[:8]
+    bucket = f"dataplatform-demo-lake-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    secrets = boto3.client("secretsmanager")
+    created: list[Callable[[], object]] = [lambda: _empty_and_delete(s3, bucket)]
+    try:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        dlq = sqs.create_queue(QueueName=f"dataplatform-demo-dlq-{suffix}")["QueueUrl"]
+        created.append(lambda: sqs.delete_queue(QueueUrl=dlq))
+        dlq_arn = _queue_arn(sqs, dlq)
+        queue = sqs.create_queue(
+            QueueName=f"dataplatform-demo-queue-{suffix}",
+            Attributes={
+                "VisibilityTimeout": "60",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+            },
+        )["QueueUrl"]
+        created.append(lambda: sqs.delete_queue(QueueUrl=queue))
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": _queue_arn(sqs, queue),
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {
+                            "Key": {"FilterRules": [{"Name": "prefix", "Value": RAW_PREFIX}]}
+                        },
+                    }
+                ]
+            },
+        )
+        secret_arn = secrets.create_secret(
+            Name=f"dataplatform-demo-db-{suffix}", SecretString=secret_string
+        )["ARN"]
+        created.append(
+            lambda: secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
+        )
+        yield _LakeResources(bucket=bucket, queue_url=queue, secret_arn=secret_arn)
+    finally:
+        for delete in reversed(created):
+            delete()
+
+
+def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return attributes["Attributes"]["QueueArn"]
+
+
+def _empty_and_delete(s3: S3Client, bucket: str) -> None:
+    paginator = s3.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket):
+        entries = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        if entries:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": entries})  # type: ignore[typeddict-item]
+    s3.delete_bucket(Bucket=bucket)
+
+
+@contextmanager
+def _processor_environment(secret_arn: str) -> Iterator[None]:
+    """The function's environment, and a fresh container: the handler keeps its clients and
+    connection between invocations, as Lambda does, and closes them at the end."""
+    saved = os.environ.get(CONNECTION_ENV)
+    os.environ[CONNECTION_ENV] = secret_arn
+    try:
+        yield
+    finally:
+        if processor._runtime is not None:
+            processor._runtime.close()
+            processor._runtime = None
+        if saved is None:
+            os.environ.pop(CONNECTION_ENV, None)
+        else:
+            os.environ[CONNECTION_ENV] = saved
+
+
+@contextmanager
+def _inputs(rows: int, report: Progress) -> Iterator[list[Path]]:
+    """The three demo files: a generated month, the real sample, and a truncated copy."""
+    with tempfile.TemporaryDirectory(prefix="dataplatform-demo-") as directory:
+        folder = Path(directory)
+        report("generating a month of trips", 0, 1)
+        month = folder / f"yellow_tripdata_{GENERATED_MONTH}.parquet"
+        yellow_month(GENERATED_MONTH, rows).write_parquet(month)
+        report("generating a month of trips", 1, 1)
+        sample = folder / SAMPLE
+        sample.write_bytes(resources.files("etl.data.samples").joinpath(SAMPLE).read_bytes())
+        corrupt = folder / "yellow_tripdata_2024-02.parquet"
+        data = month.read_bytes()
+        corrupt.write_bytes(data[: len(data) // 2])
+        yield [month, sample, corrupt]
+
+
+def _drain(
+    sqs: SQSClient,
+    queue_url: str,
+    keys: list[str],
+    secret: dict[str, Any],
+    log_path: Path,
+    report: Progress,
+) -> int:
+    """Deliver the queue's messages to the handler until every key is loaded or quarantined."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+    invocations = 0
+    done = 0
+    report("processing via the queue", 0, len(keys))
+    while done < len(keys):
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"only {done} of {len(keys)} objects were processed in "
+                f"{DRAIN_TIMEOUT_SECONDS:.0f} s: see {log_path}"
+            )
+        received = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=BATCH_SIZE,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if received:
+            event = {"Records": [_sqs_record(m, queue_url) for m in received]}
+            with log_path.open("a") as log, redirect_stdout(log):
+                response = processor.handler(event, _Lambda())
+            invocations += 1
+            failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+            for message in received:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        done = _finished(secret, keys)
+        report("processing via the queue", done, len(keys))
+    return invocations
+
+
+def _sqs_record(message: Any, queue_url: str) -> dict[str, Any]:
+    """The record Lambda's event source mapping builds from an SQS message."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_url,
+        "awsRegion": "us-east-1",
+    }
+
+
+def _connect(secret: dict[str, Any]) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=secret["host"],
+        port=secret["port"],
+        user=secret["username"],
+        password=secret["password"],
+        dbname=secret["dbname"],
+        sslmode=secret.get("sslmode", "require"),
+    )
+
+
+def _finished(secret: dict[str, Any], keys: list[str]) -> int:
+    with _connect(secret) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM taxi.loads WHERE source_key = ANY(%s)"
+            " AND status IN ('loaded', 'quarantined')",
+            [keys],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _summaries(
+    s3: S3Client, bucket: str, keys: list[str], secret: dict[str, Any], out: Path
+) -> list[ObjectSummary]:
+    with _connect(secret) as conn:
+        rows = conn.execute(
+            "SELECT source_key, status, rows_in, rows_clean, rows_rejected, error"
+            " FROM taxi.loads WHERE source_key = ANY(%s)",
+            [keys],
+        ).fetchall()
+    by_key = {row[0]: row for row in rows}
+    summaries = []
+    for key in keys:
+        _, status, rows_in, rows_clean, rows_rejected, error = by_key[key]
+        summary = ObjectSummary(key, status, rows_in, rows_clean, rows_rejected, error)
+        if status == "loaded":
+            summary.reasons, summary.report_html = _report(s3, bucket, key, out)
+        summaries.append(summary)
+    return summaries
+
+
+def _report(s3: S3Client, bucket: str, key: str, out: Path) -> tuple[dict[str, int], Path]:
+    """The object's reasons from its JSON report in S3, and its HTML report saved to `out`."""
+    name = key.rsplit("/", 1)[-1]
+    outputs = output_keys(
+        resolve_dataset(name, None).name, resolve_month(name, None), name.split(".")[0]
+    )
+    document = json.loads(s3.get_object(Bucket=bucket, Key=outputs.report)["Body"].read())
+    page = out / Path(outputs.report_html).name
+    page.write_bytes(s3.get_object(Bucket=bucket, Key=outputs.report_html)["Body"].read())
+    return dict(document["reasons"]), page
+
+
+def _trips_per_month(secret: dict[str, Any]) -> list[tuple[str, str, int]]:
+    with _connect(secret) as conn:
+        rows = conn.execute(
+            "SELECT dataset, to_char(pickup_date, 'YYYY-MM') AS month, count(*)"
+            " FROM taxi.trips GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    return [(str(dataset), str(month), int(count)) for dataset, month, count in rows]
+
+
+def _secret_from_url(url: str) -> dict[str, Any]:
+    """The RDS-style secret for a libpq URL given on the command line."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        raise DemoError(f"--database-url is not a PostgreSQL URL: {error}") from None
+    return {
+        "host": parts.get("host", "localhost"),
+        "port": int(parts.get("port") or 5432),
+        "username": parts.get("user", "postgres"),
+        "password": parts.get("password", ""),
+        "dbname": parts.get("dbname", "postgres"),
+        "sslmode": parts.get("sslmode", "prefer"),
+    }
