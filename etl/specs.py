@@ -89,6 +89,9 @@ class DatasetSpec:
     """A file must carry at least one complete group: zone IDs (from mid-2016) or coordinates."""
     rules: tuple[rules.Rule, ...]
     """Checked in this order; a rejected row's reason is the first rule it fails."""
+    trip_key: tuple[str, ...] = ()
+    """Canonical columns that tell trips apart, hashed to find duplicate candidates (which are
+    then compared on every column); empty means all columns."""
 
     def column(self, name: str) -> ColumnSpec:
         """The column called `name` (canonical)."""
@@ -114,6 +117,16 @@ class DatasetSpec:
 INT, FLOAT, TIME, CODE = ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.TIMESTAMP, ColumnType.CODE
 
 ZONE_COLUMNS = ("pu_location_id", "do_location_id")
+TRIP_KEY = (
+    "pickup_datetime",
+    "dropoff_datetime",
+    "pu_location_id",
+    "do_location_id",
+    "pickup_longitude",
+    "pickup_latitude",
+    "trip_distance",
+    "total_amount",
+)
 COORDINATE_COLUMNS = (
     "pickup_longitude",
     "pickup_latitude",
@@ -239,6 +252,7 @@ YELLOW = DatasetSpec(
     ),
     location_groups=(ZONE_COLUMNS, COORDINATE_COLUMNS),
     rules=_trip_rules((*_COMMON_MONEY, "airport_fee")),
+    trip_key=TRIP_KEY,
 )
 
 GREEN = DatasetSpec(
@@ -267,6 +281,7 @@ GREEN = DatasetSpec(
         ColumnSpec("cbd_congestion_fee", FLOAT, ("cbd_congestion_fee",)),
     ),
     location_groups=(ZONE_COLUMNS, COORDINATE_COLUMNS),
+    trip_key=TRIP_KEY,
     rules=_trip_rules(
         (*_COMMON_MONEY, "ehail_fee"),
         extra_codes=(

@@ -104,8 +104,9 @@ def _missing(
 
 def normalise(frame: pl.LazyFrame, spec: DatasetSpec, plan: SchemaPlan) -> pl.LazyFrame:
     """Add every canonical column of `spec`, typed, read from its input column; absent optional
-    columns become typed nulls. A value that cannot be converted becomes null, which the
-    `unparseable_value` rule then catches (its input column is not null)."""
+    columns become typed nulls (scalar columns: Polars does not materialise them). A value that
+    cannot be converted becomes null, which the `unparseable_value` rule then catches (its input
+    column is not null)."""
     return frame.with_columns(
         [
             _convert(pl.col(raw(plan.sources[column.name])), plan.input_types[column.name], column)
@@ -175,20 +176,27 @@ def derive(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def mark_duplicates(
-    frame: pl.DataFrame, input_columns: tuple[str, ...], hashes: pl.Series | None = None
+    frame: pl.DataFrame,
+    input_columns: tuple[str, ...],
+    key_columns: tuple[str, ...] = (),
+    hashes: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Add `__duplicate`: the row exactly repeats an earlier row in every input column.
 
     An exact distinct over a struct of all columns costs about a second per 2M rows. Instead:
-    hash each row (`hash_rows`, about 0.1 s; a struct hash is five times slower), find hashes
+    hash each row's key columns (`hash_rows`; a struct hash is five times slower), find hashes
     that occur more than once (a sort, tens of milliseconds), then compare only the rows
-    carrying them, exactly. A hash collision therefore never rejects a unique row. Eager
-    because the candidate set must be known before the exact comparison.
+    carrying them, exactly, over every column. Copies always share their key's hash, and a
+    collision or a key shared by different trips only adds candidates: a unique row is never
+    rejected. Eager because the candidates must be known before the exact comparison.
 
-    `hashes` defaults to a 64-bit hash of each row as read (tests pass colliding ones)."""
+    `key_columns` are input columns that tell trips apart (the dataset's `trip_key`); hashing a
+    few is cheaper than hashing all, and all are hashed when none is given. `hashes` replaces
+    the hashes (tests pass colliding ones)."""
     row_columns = [*(raw(name) for name in input_columns), MALFORMED_LINE]
     if hashes is None:
-        hashes = frame.select(row_columns).hash_rows(seed=0)
+        keys = [raw(name) for name in key_columns] or row_columns[:-1]
+        hashes = frame.select(*keys, MALFORMED_LINE).hash_rows(seed=0)
     ordered = hashes.sort()
     repeated = ordered.filter(ordered == ordered.shift(1)).unique()
     if repeated.is_empty():

@@ -30,6 +30,12 @@ def test_rows_differing_in_one_column_are_not_duplicates(process_rows: ProcessRo
     assert reasons_of(process_rows(rows)) == [None, None]
 
 
+def test_same_trip_key_with_another_tip_is_not_a_duplicate(process_rows: ProcessRows) -> None:
+    # Rows sharing every column of the trip key but differing elsewhere are compared exactly.
+    rows = [yellow_trip(), yellow_trip(tip_amount=4.0), yellow_trip(store_and_fwd_flag="Y")]
+    assert reasons_of(process_rows(rows)) == [None, None, None]
+
+
 def test_hash_collision_never_rejects_a_unique_row() -> None:
     # The hash only picks candidates; the exact comparison decides. Force every hash equal.
     frame = pl.DataFrame(
