@@ -28,6 +28,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+# The state bucket gets the lake bucket's guard rail, from the same function.
+from components.data_lake import tls_only_policy
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -172,35 +175,6 @@ def trust_policy(provider_arn: str, sub: str) -> str:
 
 
 # --- the state bucket ------------------------------------------------------------------------
-
-
-def tls_only_bucket_policy(bucket_arn: str) -> str:
-    """Deny every request to the bucket or its objects that is not made over TLS 1.2+."""
-    resources = [bucket_arn, f"{bucket_arn}/*"]
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": resources,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": resources,
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                },
-            ],
-        },
-        sort_keys=True,
-    )
 
 
 def backend_url(bucket: str, region: str) -> str:
@@ -696,9 +670,7 @@ def deploy(settings: BootstrapSettings) -> None:
             }
         ],
     )
-    aws.s3.BucketPolicy(
-        "state-policy", bucket=bucket.id, policy=bucket.arn.apply(tls_only_bucket_policy)
-    )
+    aws.s3.BucketPolicy("state-policy", bucket=bucket.id, policy=bucket.arn.apply(tls_only_policy))
 
     if settings.create_oidc_provider:
         provider_arn: pulumi.Output[str] = aws.iam.OpenIdConnectProvider(

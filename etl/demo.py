@@ -30,6 +30,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from etl import handler as processor
+from etl.database import DbCredentials
 from etl.embedded import aws_environment, moto_server, postgres
 from etl.errors import DataplatformError
 from etl.handler import CONNECTION_ENV
@@ -329,14 +330,9 @@ def _sqs_record(message: Any, queue_url: str) -> dict[str, Any]:
 
 
 def _connect(secret: dict[str, Any]) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=secret["host"],
-        port=secret["port"],
-        user=secret["username"],
-        password=secret["password"],
-        dbname=secret["dbname"],
-        sslmode=secret.get("sslmode", "require"),
-    )
+    """A connection from the same RDS-style secret the processor reads."""
+    credentials = DbCredentials.from_secret_string(json.dumps(secret))
+    return psycopg.connect(**credentials.connect_kwargs())
 
 
 def _finished(secret: dict[str, Any], keys: list[str]) -> int:
