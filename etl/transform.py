@@ -201,15 +201,13 @@ def mark_duplicates(
     repeated = ordered.filter(ordered == ordered.shift(1)).unique()
     if repeated.is_empty():
         return frame.with_columns(pl.lit(value=False).alias(DUPLICATE_FLAG))
-    positions = (
-        frame.lazy()
-        .select(*row_columns)
-        .with_row_index("position")
-        .filter(hashes.is_in(repeated.implode()))
-        .filter(~pl.struct(row_columns).is_first_distinct())
-        .collect()
-        .get_column("position")
+    candidates = hashes.is_in(repeated.implode()).arg_true()
+    later_copies = (
+        ~frame.select(row_columns)[candidates]
+        .select(pl.struct(row_columns).is_first_distinct())
+        .to_series()
     )
+    positions = candidates.filter(later_copies)
     flags = pl.repeat(False, frame.height, eager=True).scatter(positions, True)
     return frame.with_columns(flags.alias(DUPLICATE_FLAG))
 
