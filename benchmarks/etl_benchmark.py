@@ -40,12 +40,19 @@ class Measurement:
     peak_mb: float
 
 
+# Children run as on a user's machine: bytecode caches written once (a warm-up run, not timed)
+# and used after. Some environments set PYTHONDONTWRITEBYTECODE, which would make every run
+# compile every module it imports and hide part of the difference between the contenders.
+CHILD_ENVIRONMENT = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def measure(command: list[str], repeat: int) -> Measurement:
-    """Run `command` `repeat` times as a child process and measure it."""
+    """Run `command` once to warm up, then `repeat` times as a child process, and measure it."""
+    subprocess.run(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT, check=True)
     walls, cpus, peaks = [], [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT)
         _, status, usage = os.wait4(child.pid, 0)
         walls.append(time.perf_counter() - started)
         if os.waitstatus_to_exitcode(status) != 0:
