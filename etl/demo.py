@@ -33,10 +33,11 @@ from etl import handler as processor
 from etl.database import DbCredentials
 from etl.embedded import aws_environment, moto_server, postgres
 from etl.errors import DataplatformError
+from etl.events import sqs_record
 from etl.handler import CONNECTION_ENV
 from etl.lake import output_keys
 from etl.lake_access import RAW_PREFIX
-from etl.pipeline import Month, resolve_dataset, resolve_month
+from etl.pipeline import Month, output_stem, resolve_dataset, resolve_month
 from etl.synthetic import yellow_month
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             report("uploading to raw/", index + 1, len(inputs))
 
         started = time.perf_counter()
-        invocations = _drain(sqs, lake.queue_url, keys, secret, log_path, report)
+        invocations = _drain(sqs, lake, keys, secret, log_path, report)
         processing_seconds = time.perf_counter() - started
 
         objects = _summaries(s3, lake.bucket, keys, secret, options.out)
@@ -173,6 +174,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
 class _LakeResources:
     bucket: str
     queue_url: str
+    queue_arn: str
     secret_arn: str
 
 
@@ -197,12 +199,13 @@ def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeRes
             },
         )["QueueUrl"]
         created.append(lambda: sqs.delete_queue(QueueUrl=queue))
+        queue_arn = _queue_arn(sqs, queue)
         s3.put_bucket_notification_configuration(
             Bucket=bucket,
             NotificationConfiguration={
                 "QueueConfigurations": [
                     {
-                        "QueueArn": _queue_arn(sqs, queue),
+                        "QueueArn": queue_arn,
                         "Events": ["s3:ObjectCreated:*"],
                         "Filter": {
                             "Key": {"FilterRules": [{"Name": "prefix", "Value": RAW_PREFIX}]}
@@ -217,7 +220,7 @@ def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeRes
         created.append(
             lambda: secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
         )
-        yield _LakeResources(bucket=bucket, queue_url=queue, secret_arn=secret_arn)
+        yield _LakeResources(bucket, queue, queue_arn, secret_arn)
     finally:
         for delete in reversed(created):
             delete()
@@ -277,7 +280,7 @@ def _inputs(rows: int, report: Progress) -> Iterator[list[Path]]:
 
 def _drain(
     sqs: SQSClient,
-    queue_url: str,
+    lake: _LakeResources,
     keys: list[str],
     secret: dict[str, Any],
     log_path: Path,
@@ -295,38 +298,25 @@ def _drain(
                 f"{DRAIN_TIMEOUT_SECONDS:.0f} s: see {log_path}"
             )
         received = sqs.receive_message(
-            QueueUrl=queue_url,
+            QueueUrl=lake.queue_url,
             MaxNumberOfMessages=BATCH_SIZE,
             WaitTimeSeconds=1,
             AttributeNames=["All"],
         ).get("Messages", [])
         if received:
-            event = {"Records": [_sqs_record(m, queue_url) for m in received]}
+            event = {"Records": [sqs_record(m, lake.queue_arn) for m in received]}
             with log_path.open("a") as log, redirect_stdout(log):
                 response = processor.handler(event, _Lambda())
             invocations += 1
             failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
             for message in received:
                 if message["MessageId"] not in failed:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    sqs.delete_message(
+                        QueueUrl=lake.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
         done = _finished(secret, keys)
         report("processing via the queue", done, len(keys))
     return invocations
-
-
-def _sqs_record(message: Any, queue_url: str) -> dict[str, Any]:
-    """The record Lambda's event source mapping builds from an SQS message."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_url,
-        "awsRegion": "us-east-1",
-    }
 
 
 def _connect(secret: dict[str, Any]) -> psycopg.Connection[Any]:
@@ -369,7 +359,7 @@ def _report(s3: S3Client, bucket: str, key: str, out: Path) -> tuple[dict[str, i
     """The object's reasons from its JSON report in S3, and its HTML report saved to `out`."""
     name = key.rsplit("/", 1)[-1]
     outputs = output_keys(
-        resolve_dataset(name, None).name, resolve_month(name, None), name.split(".")[0]
+        resolve_dataset(name, None).name, resolve_month(name, None), output_stem(name)
     )
     document = json.loads(s3.get_object(Bucket=bucket, Key=outputs.report)["Body"].read())
     page = out / Path(outputs.report_html).name

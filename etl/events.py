@@ -64,6 +64,22 @@ class Message:
         return [_source_object(record) for record in records]
 
 
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    """The record Lambda's event source mapping builds from an SQS message (a ReceiveMessage
+    entry): what the demo and the tests hand to the handler in an SQS event."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    }
+
+
 def is_migrate(event: Mapping[str, Any]) -> bool:
     """Whether the event asks for database migrations."""
     return event.get("action") == MIGRATE_ACTION

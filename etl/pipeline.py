@@ -94,6 +94,12 @@ class ProcessResult:
         return transform.reject_rows(self.validated.lazy(), self.spec, self.input_columns).collect()
 
 
+def output_stem(source_name: str) -> str:
+    """The base name of an input's outputs: its file name without suffixes
+    (`yellow_tripdata_2024-01.csv.gz` -> `yellow_tripdata_2024-01`)."""
+    return Path(source_name).name.split(".", 1)[0] or "input"
+
+
 def resolve_dataset(source_name: str, dataset: str | None) -> DatasetSpec:
     """The dataset an input belongs to: the explicit option, else its TLC file name."""
     if dataset is not None:
@@ -181,14 +187,13 @@ def process_file(
         plan=plan,
         validated=validated,
         context=context,
-        settings=settings,
     )
     done = time.perf_counter()
     timings = {
         "read": round((read_done - started) * 1000, 1),
         "transform": round((done - read_done) * 1000, 1),
     }
-    stem = name.split(".", 1)[0] or "input"
+    stem = output_stem(name)
     if report["rows_clean"] + report["rows_rejected"] != report["rows_in"]:
         raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")
     return ProcessResult(spec, period, stem, validated, raw_input.columns, report, timings)

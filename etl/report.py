@@ -24,7 +24,6 @@ def build_report(
     plan: SchemaPlan,
     validated: pl.DataFrame,
     context: RuleContext,
-    settings: EtlSettings,
 ) -> dict[str, Any]:
     """Summarise a validated frame (every input row, canonical columns and `reject_code`)."""
     columns = [column.name for column in spec.columns]
@@ -80,7 +79,7 @@ def build_report(
             "unexpected": list(plan.unexpected),
             "blank_lines": raw_input.blank_lines,
         },
-        "settings": _settings_dict(settings),
+        "settings": _settings_dict(context.settings),
     }
 
 

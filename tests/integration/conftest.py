@@ -23,6 +23,7 @@ import pytest
 
 from etl import handler as handler_module
 from etl.embedded import EmbeddedPostgres
+from etl.events import sqs_record
 from etl.migrate import migrate_url
 from tests.tlc import write_parquet, yellow_trip
 
@@ -71,20 +72,8 @@ class Platform:
             batch = response.get("Messages", [])
             if not batch:
                 break
-            for message in batch:
-                records.append(
-                    {
-                        "messageId": message["MessageId"],
-                        "receiptHandle": message["ReceiptHandle"],
-                        "body": message["Body"],
-                        "attributes": {},
-                        "messageAttributes": {},
-                        "md5OfBody": message["MD5OfBody"],
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{self.name}",
-                        "awsRegion": "us-east-1",
-                    }
-                )
+            arn = f"arn:aws:sqs:us-east-1:123456789012:{self.name}"
+            records.extend(sqs_record(message, arn) for message in batch)
         return {"Records": records}
 
     def keys(self, prefix: str = "") -> list[str]:
