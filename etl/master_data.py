@@ -39,6 +39,8 @@ PAYMENT_TYPES: dict[int, str] = {
     6: "Voided trip",
 }
 TRIP_TYPES: dict[int, str] = {1: "Street-hail", 2: "Dispatch"}
+STORE_AND_FWD_FLAGS: tuple[str, ...] = ("Y", "N")
+"""Y: the trip record was held in the vehicle's memory before sending; N: it was not."""
 
 
 def zone_lookup_bytes() -> bytes:

@@ -166,6 +166,7 @@ def process_file(
         sources=plan.sources,
         zone_ids=zone_ids(),
         float_columns=tuple(c.name for c in spec.columns if c.type is ColumnType.FLOAT),
+        fallible=plan.fallible,
     )
     validated = (
         transform.mark_duplicates(

@@ -46,6 +46,8 @@ class RuleContext:
     zone_ids: tuple[int, ...]
     float_columns: tuple[str, ...] = ()
     """Canonical columns of floating-point type (checked for NaN and infinities)."""
+    fallible: frozenset[str] | None = None
+    """Canonical columns whose conversion from the input type can fail (None: all of them)."""
 
 
 class Rule(Protocol):
@@ -83,6 +85,7 @@ class UnparseableValue:
         checks = [
             pl.col(raw(source)).is_not_null() & pl.col(name).is_null()
             for name, source in sorted(ctx.sources.items())
+            if ctx.fallible is None or name in ctx.fallible
         ]
         # NaN and infinities are not amounts or distances.
         checks += [~pl.col(name).is_finite() for name in ctx.float_columns if name in ctx.sources]

@@ -14,7 +14,7 @@ from enum import StrEnum
 import polars as pl
 
 from etl import rules
-from etl.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS
+from etl.master_data import PAYMENT_TYPES, RATE_CODES, STORE_AND_FWD_FLAGS, TRIP_TYPES, VENDORS
 
 
 class ColumnType(StrEnum):
@@ -55,6 +55,9 @@ class ColumnSpec:
     required: bool = False
     """A file without this column cannot be processed and is quarantined. Optional columns that
     are absent become null."""
+    codes: tuple[str, ...] = ()
+    """CODE columns: the values the data dictionary allows. Values are matched case- and
+    space-insensitively; the `invalid_*` rule rejects anything else."""
 
     @property
     def display_name(self) -> str:
@@ -192,7 +195,7 @@ def _trip_rules(
         rules.NotInCodes(
             "invalid_store_and_fwd_flag",
             "store_and_fwd_flag",
-            ("Y", "N"),
+            STORE_AND_FWD_FLAGS,
             True,
             "store_and_fwd_flag not Y or N",
         ),
@@ -236,7 +239,13 @@ YELLOW = DatasetSpec(
         ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
         ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
         ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
-        ColumnSpec("store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True),
+        ColumnSpec(
+            "store_and_fwd_flag",
+            CODE,
+            ("store_and_fwd_flag",),
+            required=True,
+            codes=STORE_AND_FWD_FLAGS,
+        ),
         *_location_columns(),
         ColumnSpec("payment_type", INT, ("payment_type",), required=True),
         ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
@@ -262,7 +271,13 @@ GREEN = DatasetSpec(
         ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
         ColumnSpec("pickup_datetime", TIME, ("lpep_pickup_datetime",), required=True),
         ColumnSpec("dropoff_datetime", TIME, ("lpep_dropoff_datetime",), required=True),
-        ColumnSpec("store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True),
+        ColumnSpec(
+            "store_and_fwd_flag",
+            CODE,
+            ("store_and_fwd_flag",),
+            required=True,
+            codes=STORE_AND_FWD_FLAGS,
+        ),
         ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
         *_location_columns(),
         ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),

@@ -11,8 +11,22 @@ import pytest
 
 from etl.pipeline import process_file
 from etl.specs import GREEN, YELLOW
+from etl.transform import plan_schema
 from tests.tlc import green_trip, write_csv, write_parquet, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
+
+YELLOW_INPUT_FLOATS = (
+    "trip_distance",
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "improvement_surcharge",
+    "total_amount",
+    "congestion_surcharge",
+    "Airport_fee",
+)
 
 VARIANTS: list[tuple[str, dict[str, Any], dict[str, pl.DataType]]] = [
     ("2024 as published", {}, {}),
@@ -97,6 +111,42 @@ def test_non_integral_passenger_count_is_unparseable(process_rows: ProcessRows) 
     # 1.5 passengers cannot become an integer: the row is rejected, not silently truncated.
     result = process_rows([yellow_trip(passenger_count=1.5)], passenger_count=pl.Float64())
     assert reasons_of(result) == ["unparseable_value"]
+
+
+def test_int64_value_beyond_int32_is_unparseable(process_rows: ProcessRows) -> None:
+    # Int64 columns are narrowed to Int32: a value that does not fit is rejected, not wrapped.
+    result = process_rows([yellow_trip(passenger_count=2**40)], passenger_count=pl.Int64())
+    assert reasons_of(result) == ["unparseable_value"]
+
+
+def test_only_conversions_that_can_fail_are_checked_for_lost_values() -> None:
+    # A column already of its clean type (or text for a code) cannot lose a value converting:
+    # `unparseable_value` checks only the others.
+    schema = pl.Schema(
+        {
+            **{name: pl.Float64() for name in YELLOW_INPUT_FLOATS},
+            "VendorID": pl.Int32(),
+            "tpep_pickup_datetime": pl.Datetime("us"),
+            "tpep_dropoff_datetime": pl.Datetime("ns"),
+            "passenger_count": pl.Int64(),
+            "RatecodeID": pl.Float64(),
+            "store_and_fwd_flag": pl.String(),
+            "PULocationID": pl.Int32(),
+            "DOLocationID": pl.Int32(),
+            "payment_type": pl.String(),
+        }
+    )
+    plan = plan_schema(schema, YELLOW)
+    assert plan.fallible == {"dropoff_datetime", "passenger_count", "rate_code_id", "payment_type"}
+
+
+def test_codes_are_matched_ignoring_case_and_spaces(process_rows: ProcessRows) -> None:
+    # Codes as published pass untouched; any other spelling is stripped and upper-cased first.
+    rows = [yellow_trip(store_and_fwd_flag=flag) for flag in ("N", " y ", "n", "Y", " X")]
+    result = process_rows(rows)
+    assert result.clean.get_column("store_and_fwd_flag").to_list() == ["N", "Y", "N", "Y"]
+    assert reasons_of(result) == [None] * 4 + ["invalid_store_and_fwd_flag"]
+    assert result.rejects.get_column("store_and_fwd_flag").to_list() == [" X"]
 
 
 def test_timezone_aware_timestamps_become_new_york_local(process_rows: ProcessRows) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 
 from etl.settings import EtlSettings
+from etl.transform import derive
 from tests.tlc import green_trip, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 
@@ -169,6 +171,30 @@ def test_derived_pickup_date_and_hour(process_rows: ProcessRows) -> None:
     clean = process_rows([yellow_trip()]).clean
     assert clean.get_column("pickup_date").to_list() == [PICKUP.date()]
     assert clean.get_column("pickup_hour").to_list() == [8]
+
+
+@pytest.mark.parametrize(
+    ("pickup", "date", "hour"),
+    [
+        (datetime(2024, 1, 1, 0, 0, 0), datetime(2024, 1, 1).date(), 0),
+        (datetime(2024, 1, 31, 23, 59, 59), datetime(2024, 1, 31).date(), 23),
+        (datetime(1969, 12, 31, 23, 30, 0), datetime(1969, 12, 31).date(), 23),
+    ],
+    ids=["midnight", "last second of a day", "before 1970"],
+)
+def test_pickup_date_and_hour_at_the_edges(pickup: datetime, date: object, hour: int) -> None:
+    # Date and hour are computed by floor division of the timestamp: day edges and times
+    # before the epoch must still give the calendar's answer.
+    frame = pl.LazyFrame(
+        {
+            "pickup_datetime": [pickup],
+            "dropoff_datetime": [pickup + timedelta(minutes=10)],
+            "trip_distance": [1.0],
+        }
+    )
+    derived = derive(frame).collect()
+    assert derived.get_column("pickup_date").to_list() == [date]
+    assert derived.get_column("pickup_hour").to_list() == [hour]
 
 
 def test_green_invalid_trip_type(process_rows: ProcessRows) -> None:
