@@ -7,6 +7,8 @@ nowhere else, so no user ever sees a traceback for a problem they can fix.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -344,3 +346,29 @@ def backfill(
     typer.echo(
         f"enqueued {result.enqueued} object(s) from s3://{bucket}/{prefix} to {result.queue_url}"
     )
+
+
+FAST_EXIT_COMMANDS = frozenset({"process"})
+"""Commands that end without tearing down the interpreter: they start nothing that must be
+stopped at exit, and everything they write is closed before they return."""
+
+
+def main() -> None:
+    """The `dataplatform` console script: `app`, then a fast exit after the commands above.
+
+    Tearing down the interpreter frees every object one by one: after `process` on a month of
+    trips that is several hundred MB of frames, about 30 ms spent after the work is done and
+    written. Like mypy's fast exit, flush the standard streams and leave. Other commands (the
+    demo stops servers, some libraries register exit handlers) exit normally.
+    """
+    try:
+        app()
+    except SystemExit as done:
+        status = done.code
+    else:
+        status = 0
+    if sys.argv[1:2] and sys.argv[1] in FAST_EXIT_COMMANDS and isinstance(status, int | None):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status or 0)
+    raise SystemExit(status)

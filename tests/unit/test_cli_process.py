@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -211,3 +213,26 @@ def test_process_help_names_quarantine_and_options() -> None:
     result = runner.invoke(app, ["process", "--help"], env={"COLUMNS": "200"})
     assert "quarantine" in result.stdout
     assert "--dataset" in result.stdout
+
+
+def test_the_console_script_flushes_its_output_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    # `process` ends with a fast exit (no interpreter teardown): what it printed must still
+    # reach a pipe, and the status must still be 0 for success and 3 for a quarantined file.
+    script = Path(sys.executable).parent / "dataplatform"
+    good = write_parquet(tmp_path, "yellow_tripdata_2024-01.parquet", [yellow_trip()])
+    bad = tmp_path / "yellow_tripdata_2024-02.parquet"
+    bad.write_bytes(b"PAR1 truncated")
+    done = subprocess.run(
+        [script, "process", good, "--out", tmp_path / "good"], capture_output=True, text=True
+    )
+    failed = subprocess.run(
+        [script, "process", bad, "--out", tmp_path / "bad"], capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout.strip()) == (
+        0,
+        f"yellow 2024-01: 1 rows in, 1 clean, 0 rejected -> {tmp_path / 'good'}",
+    )
+    assert (tmp_path / "good" / "report.json").is_file()
+    assert failed.returncode == 3
+    assert failed.stderr.startswith("error: not a readable Parquet file")
+    assert failed.stderr.count("\n") == 1
