@@ -24,7 +24,6 @@ ROW_INDEX = "source_row"
 """Zero-based position of the row in the input (CSV: data line order), kept with every reject."""
 MALFORMED_LINE = "raw_line"
 """CSV only: the whole text of a line that did not split into the header's number of fields."""
-DUPLICATE_FLAG = "__duplicate"
 
 
 def raw(name: str) -> str:
@@ -51,7 +50,8 @@ class RuleContext:
 
 
 class Rule(Protocol):
-    """A reason-coded check. `failing` returns None where the rule does not apply to this file."""
+    """A reason-coded check. `failing` returns None where the rule does not apply to this file,
+    or for a rule judged over the whole file rather than row by row (`DuplicateRow`)."""
 
     @property
     def reason(self) -> str: ...
@@ -262,10 +262,12 @@ class SpeedOver:
 @dataclass(frozen=True)
 class DuplicateRow:
     """The row is an exact copy, in every input column, of an earlier row of the same file. The
-    first copy is judged by the other rules; later copies are rejected. Always the last rule."""
+    first copy is judged by the other rules; later copies are rejected. Always the last rule,
+    applied after the others by `transform.reject_duplicates` because it compares rows with
+    each other."""
 
     reason: str = "duplicate_row"
     description: str = "exact copy of an earlier row in the same file"
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
-        return pl.col(DUPLICATE_FLAG)
+        return None

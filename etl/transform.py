@@ -5,7 +5,7 @@ plan_schema   input schema + spec        -> SchemaPlan (which input column feeds
 normalise     raw rows                   -> + canonical columns, typed
 derive        normalised rows            -> + trip_duration_minutes, average_speed_mph, ...
 validate      derived rows               -> + reject_reason (first failing rule, else null)
-mark_duplicates (eager; see its docstring)
+hash_keys / later_copies / reject_duplicates  (eager: duplicate rows, see `hash_keys`)
 clean_rows / reject_rows                 -> the two outputs
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from etl.errors import UnprocessableInput
-from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_INDEX, RuleContext, raw
+from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, RuleContext, raw
 from etl.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
 
 REJECT_REASON = "reject_reason"
@@ -208,41 +208,78 @@ def derive(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def mark_duplicates(
-    frame: pl.DataFrame,
-    input_columns: tuple[str, ...],
-    key_columns: tuple[str, ...] = (),
-    hashes: pl.Series | None = None,
-) -> pl.DataFrame:
-    """Add `__duplicate`: the row exactly repeats an earlier row in every input column.
+@dataclass(frozen=True)
+class KeyHashes:
+    """Each row's hash of its trip key, and the hash values more than one row carries."""
 
-    An exact distinct over a struct of all columns costs about a second per 2M rows. Instead:
-    hash each row's key columns (`hash_rows`; a struct hash is five times slower), find hashes
-    that occur more than once (a sort, tens of milliseconds), then compare only the rows
-    carrying them, exactly, over every column. Copies always share their key's hash, and a
-    collision or a key shared by different trips only adds candidates: a unique row is never
-    rejected. Eager because the candidates must be known before the exact comparison.
+    per_row: pl.Series
+    repeated: pl.Series
 
-    `key_columns` are input columns that tell trips apart (the dataset's `trip_key`); hashing a
-    few is cheaper than hashing all, and all are hashed when none is given. `hashes` replaces
-    the hashes (tests pass colliding ones)."""
+    @classmethod
+    def of(cls, per_row: pl.Series) -> KeyHashes:
+        """Find the repeated values of `per_row` (tests pass colliding hashes here)."""
+        # A sort finds them in tens of milliseconds. On one thread: Polars' parallel sort takes
+        # as long for 2M hashes at twice the CPU, and `process_file` validates meanwhile.
+        ordered = per_row.sort(multithreaded=False)
+        return cls(per_row, ordered.filter(ordered == ordered.shift(1)).unique())
+
+
+def hash_keys(
+    frame: pl.DataFrame, input_columns: tuple[str, ...], key_columns: tuple[str, ...] = ()
+) -> KeyHashes:
+    """Hash each row's `key_columns` (input columns that tell trips apart, the dataset's
+    `trip_key`; all input columns when empty): the first step of finding duplicate rows.
+
+    An exact distinct over a struct of all columns costs about a second per 2M rows. Instead,
+    rows whose key hash is repeated are the only candidates (`hash_rows`; a struct hash is five
+    times slower), and `later_copies` compares those exactly. Copies always share their key's
+    hash, and a collision or a key shared by different trips only adds candidates: a unique row
+    is never rejected."""
+    keys = [raw(name) for name in key_columns or input_columns]
+    return KeyHashes.of(frame.select(*keys, MALFORMED_LINE).hash_rows(seed=0))
+
+
+def later_copies(
+    frame: pl.DataFrame, input_columns: tuple[str, ...], key_hashes: KeyHashes
+) -> pl.Series:
+    """Per row: whether it repeats an earlier row exactly, in every input column (and
+    `raw_line`). Eager because the candidates must be known before the exact comparison."""
+    copies = pl.repeat(False, frame.height, eager=True)
+    if key_hashes.repeated.is_empty():
+        return copies
+    # As a query, the lookup is spread over Polars' threads; `Series.is_in` runs on one.
+    candidates = (
+        pl.LazyFrame({"hash": key_hashes.per_row})
+        .select(pl.col("hash").is_in(key_hashes.repeated.implode()))
+        .collect()
+        .to_series()
+        .arg_true()
+    )
     row_columns = [*(raw(name) for name in input_columns), MALFORMED_LINE]
-    if hashes is None:
-        keys = [raw(name) for name in key_columns] or row_columns[:-1]
-        hashes = frame.select(*keys, MALFORMED_LINE).hash_rows(seed=0)
-    ordered = hashes.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
-    if repeated.is_empty():
-        return frame.with_columns(pl.lit(value=False).alias(DUPLICATE_FLAG))
-    candidates = hashes.is_in(repeated.implode()).arg_true()
-    later_copies = (
+    later = (
         ~frame.select(row_columns)[candidates]
         .select(pl.struct(row_columns).is_first_distinct())
         .to_series()
     )
-    positions = candidates.filter(later_copies)
-    flags = pl.repeat(False, frame.height, eager=True).scatter(positions, True)
-    return frame.with_columns(flags.alias(DUPLICATE_FLAG))
+    return copies.scatter(candidates.filter(later), True)
+
+
+def reject_duplicates(
+    validated: pl.DataFrame, spec: DatasetSpec, copies: pl.Series
+) -> pl.DataFrame:
+    """Apply `duplicate_row`, always the last rule: later copies that no other rule rejected
+    get its code. The first copy is judged by the other rules; copies of a rejected row share
+    its reason."""
+    position = next(i for i, rule in enumerate(spec.rules) if isinstance(rule, DuplicateRow))
+    codes = validated.get_column(REJECT_CODE)
+    marked = pl.select(
+        pl.coalesce(pl.lit(codes), pl.when(pl.lit(copies)).then(pl.lit(position, pl.UInt8)))
+    ).to_series()
+    # Replacing the one column keeps the others as they are: `with_columns` on a frame whose
+    # columns are chunked differently would copy them all into line (140 ms on 2M rows).
+    result = validated.clone()
+    result.replace_column(result.get_column_index(REJECT_CODE), marked.alias(REJECT_CODE))
+    return result
 
 
 def validate(frame: pl.LazyFrame, spec: DatasetSpec, context: RuleContext) -> pl.LazyFrame:
@@ -295,13 +332,16 @@ __all__ = [
     "DERIVED_COLUMNS",
     "REJECT_CODE",
     "REJECT_REASON",
+    "KeyHashes",
     "SchemaPlan",
     "clean_rows",
     "derive",
-    "mark_duplicates",
+    "hash_keys",
+    "later_copies",
     "normalise",
     "plan_schema",
     "reason_names",
+    "reject_duplicates",
     "reject_rows",
     "validate",
 ]

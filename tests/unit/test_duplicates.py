@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from etl import transform
-from etl.rules import DUPLICATE_FLAG, MALFORMED_LINE, ROW_INDEX, raw
+from etl.rules import MALFORMED_LINE, ROW_INDEX, raw
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 
@@ -42,7 +42,6 @@ def test_hash_collision_never_rejects_a_unique_row() -> None:
         {ROW_INDEX: [0, 1, 2], raw("a"): [1, 2, 1], MALFORMED_LINE: [None, None, None]},
         schema_overrides={ROW_INDEX: pl.UInt32, MALFORMED_LINE: pl.String},
     )
-    colliding = pl.Series([7, 7, 7], dtype=pl.UInt64)
-    marked = transform.mark_duplicates(frame, ("a",), hashes=colliding)
-    flagged = marked.get_column(DUPLICATE_FLAG).to_list()
-    assert flagged == [False, False, True]
+    colliding = transform.KeyHashes.of(pl.Series([7, 7, 7], dtype=pl.UInt64))
+    copies = transform.later_copies(frame, ("a",), colliding)
+    assert copies.to_list() == [False, False, True]
