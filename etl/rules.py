@@ -8,7 +8,7 @@ that look at the row as read (`MalformedLine`, `UnparseableValue`, `DuplicateRow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -29,6 +29,15 @@ MALFORMED_LINE = "raw_line"
 def raw(name: str) -> str:
     """The pipeline's name for the input column `name` as read."""
     return f"{RAW_PREFIX}{name}"
+
+
+def is_one_of(value: pl.Expr, codes: Sequence[int | str]) -> pl.Expr:
+    """Whether `value` is one of `codes` (null for a null value)."""
+    if codes and all(isinstance(code, str) for code in codes):
+        # Text is compared with each code in turn: for the two letters of a TLC flag that is
+        # half the CPU of the hash lookup `is_in` does (numbers look up cheaply).
+        return pl.any_horizontal([value == code for code in codes])
+    return value.is_in(pl.lit(pl.Series(codes)).implode())
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,17 @@ class NotInZones:
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
         if not set(self.columns) <= ctx.present:
             return None
-        valid = pl.lit(pl.Series(ctx.zone_ids, dtype=pl.Int32))
+        ids = ctx.zone_ids
+        if ids and ids == tuple(range(ids[0], ids[-1] + 1)):
+            # The lookup numbers its zones without gaps (1-265): a range test is a third of
+            # the CPU of a set lookup, and null fails it too.
+            return pl.any_horizontal(
+                [
+                    ~pl.col(name).is_between(ids[0], ids[-1]).fill_null(value=False)
+                    for name in self.columns
+                ]
+            )
+        valid = pl.lit(pl.Series(ids, dtype=pl.Int32))
         return pl.any_horizontal(
             [~pl.col(name).is_in(valid.implode()) | pl.col(name).is_null() for name in self.columns]
         )
@@ -201,7 +220,7 @@ class NotInCodes:
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
         value = pl.col(self.column)
-        unknown = ~value.is_in(pl.lit(pl.Series(self.codes)).implode())
+        unknown = ~is_one_of(value, self.codes)
         return (unknown & value.is_not_null()) if self.nullable else (unknown | value.is_null())
 
 

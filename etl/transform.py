@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from etl.errors import UnprocessableInput
-from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, RuleContext, raw
+from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, RuleContext, is_one_of, raw
 from etl.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
 
 REJECT_REASON = "reject_reason"
@@ -156,7 +156,7 @@ def _as_code(text: pl.Expr, codes: tuple[str, ...]) -> pl.Expr:
         return text.str.strip_chars().str.to_uppercase()
     # Nearly every value is already one of the codes: only the others are stripped and
     # upper-cased (the rest of that branch is null), a third of the CPU of normalising them all.
-    known = text.is_in(pl.lit(pl.Series(codes, dtype=pl.String)).implode())
+    known = is_one_of(text, codes)
     other = pl.when(~known).then(text).str.strip_chars().str.to_uppercase()
     return pl.when(known).then(text).otherwise(other)
 

@@ -8,7 +8,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from etl.rules import NotInZones, RuleContext, is_one_of
 from etl.settings import EtlSettings
+from etl.specs import ZONE_COLUMNS
 from etl.transform import derive
 from tests.tlc import green_trip, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
@@ -209,3 +211,41 @@ def test_green_negative_ehail_fee(process_rows: ProcessRows) -> None:
     # Green's money columns include ehail_fee.
     result = process_rows([green_trip(ehail_fee=-2.0)], name="green_tripdata_2024-01.parquet")
     assert reasons_of(result) == ["negative_amount"]
+
+
+@pytest.mark.parametrize(
+    "zone_ids", [tuple(range(1, 266)), (1, 2, 3, 7, 265)], ids=["without gaps", "with gaps"]
+)
+def test_zone_rule_reads_the_lookup_with_or_without_gaps(zone_ids: tuple[int, ...]) -> None:
+    # A lookup without gaps is checked as a range, any other as a set: the same answers.
+    context = RuleContext(
+        settings=EtlSettings(),
+        month_start=datetime(2024, 1, 1),
+        month_end=datetime(2024, 2, 1),
+        present=frozenset(ZONE_COLUMNS),
+        sources={},
+        zone_ids=zone_ids,
+    )
+    rule = NotInZones("unknown_location", ZONE_COLUMNS, "")
+    failing = rule.failing(context)
+    assert failing is not None
+    frame = pl.LazyFrame(
+        {"pu_location_id": [1, 265, 0, 266, None, 5], "do_location_id": [3, 3, 3, 3, 3, 3]},
+        schema={"pu_location_id": pl.Int32, "do_location_id": pl.Int32},
+    )
+    result = frame.select(failing.alias("failing")).collect().to_series().to_list()
+    assert result == [False, False, True, True, True, 5 not in zone_ids]
+
+
+@pytest.mark.parametrize(
+    ("codes", "values", "expected"),
+    [
+        (("Y", "N"), ["Y", "N", "y", "X", None], [True, True, False, False, None]),
+        ((1, 2, 99), [1, 99, 3, None], [True, True, False, None]),
+    ],
+    ids=["text codes", "number codes"],
+)
+def test_is_one_of(codes: tuple[Any, ...], values: list[Any], expected: list[Any]) -> None:
+    # Text codes are compared one by one, numbers looked up: both give the same answers.
+    result = pl.select(is_one_of(pl.lit(pl.Series(values)), codes)).to_series().to_list()
+    assert result == expected
