@@ -1,6 +1,6 @@
 """Time the ETL against the I/O floor and a vectorised pandas version, as whole processes.
 
-    uv run python benchmarks/etl_benchmark.py [--rows 2000000] [--memory-rows 3000000] [--repeat 3]
+    uv run python benchmarks/etl_benchmark.py [--rows 2000000] [--memory-rows 3000000] [--repeat 7]
 
 Generates a realistic 2024-style yellow month (a few % bad rows) with `etl.synthetic`, then runs
 each contender as its own process (so imports and start-up count, as they do in a Lambda) and
@@ -46,20 +46,36 @@ class Measurement:
 CHILD_ENVIRONMENT = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def measure(command: list[str], repeat: int) -> Measurement:
-    """Run `command` once to warm up, then `repeat` times as a child process, and measure it."""
-    subprocess.run(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT, check=True)
-    walls, cpus, peaks = [], [], []
+def run_once(command: list[str]) -> tuple[float, float, float]:
+    """Run `command` as a child process: wall seconds, CPU seconds, peak RSS in MB."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, Measurement]:
+    """Run each command once to warm up, then `repeat` rounds of one run each, and measure.
+    Rounds interleave the contenders, so a machine that slows down or speeds up during the
+    benchmark (a shared host, say) weighs on every contender alike rather than on whichever
+    ran at the time."""
+    for command in commands.values():
+        subprocess.run(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT, check=True)
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
     for _ in range(repeat):
-        started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=CHILD_ENVIRONMENT)
-        _, status, usage = os.wait4(child.pid, 0)
-        walls.append(time.perf_counter() - started)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"failed: {' '.join(command)}")
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        peaks.append(usage.ru_maxrss / 1024)  # Linux reports KiB
-    return Measurement(statistics.median(walls), statistics.median(cpus), max(peaks))
+        for name, command in commands.items():
+            runs[name].append(run_once(command))
+    return {
+        name: Measurement(
+            wall=statistics.median(run[0] for run in measured),
+            cpu=statistics.median(run[1] for run in measured),
+            peak_mb=max(run[2] for run in measured),
+        )
+        for name, measured in runs.items()
+    }
 
 
 def generate(path: Path, rows: int, seed: int) -> None:
@@ -86,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--memory-rows", type=int, default=3_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -94,9 +110,7 @@ def main() -> None:
         generate(source, args.rows, seed=7)
         print(f"input: {args.rows:,} rows, {source.stat().st_size / 1e6:.1f} MB Parquet")
         print(f"{'':8s} {'wall (median)':>14s} {'cpu':>8s} {'peak RSS':>10s}")
-        results = {
-            name: measure(cmd, args.repeat) for name, cmd in contenders(source, work).items()
-        }
+        results = measure(contenders(source, work), args.repeat)
         for name, m in results.items():
             print(f"{name:8s} {m.wall:12.2f} s {m.cpu:6.2f} s {m.peak_mb:7.0f} MB")
         floor, process, pandas = (results[n].wall for n in ("floor", "process", "pandas"))
@@ -106,7 +120,8 @@ def main() -> None:
         big = work / "big" / "yellow_tripdata_2024-01.parquet"
         big.parent.mkdir()
         generate(big, args.memory_rows, seed=11)
-        peak = measure(contenders(big, work / "big")["process"], 1).peak_mb
+        process_big = {"process": contenders(big, work / "big")["process"]}
+        peak = measure(process_big, 1)["process"].peak_mb
         print(f"process peak RSS at {args.memory_rows:,} rows: {peak:.0f} MB   (target <= 1536 MB)")
 
 
