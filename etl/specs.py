@@ -138,6 +138,11 @@ COORDINATE_COLUMNS = (
 )
 
 
+STORE_AND_FWD_FLAG = ColumnSpec(
+    "store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True, codes=STORE_AND_FWD_FLAGS
+)
+
+
 def _location_columns() -> tuple[ColumnSpec, ...]:
     return (
         ColumnSpec("pu_location_id", INT, ("PULocationID",)),
@@ -239,13 +244,7 @@ YELLOW = DatasetSpec(
         ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
         ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
         ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
-        ColumnSpec(
-            "store_and_fwd_flag",
-            CODE,
-            ("store_and_fwd_flag",),
-            required=True,
-            codes=STORE_AND_FWD_FLAGS,
-        ),
+        STORE_AND_FWD_FLAG,
         *_location_columns(),
         ColumnSpec("payment_type", INT, ("payment_type",), required=True),
         ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
@@ -271,13 +270,7 @@ GREEN = DatasetSpec(
         ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
         ColumnSpec("pickup_datetime", TIME, ("lpep_pickup_datetime",), required=True),
         ColumnSpec("dropoff_datetime", TIME, ("lpep_dropoff_datetime",), required=True),
-        ColumnSpec(
-            "store_and_fwd_flag",
-            CODE,
-            ("store_and_fwd_flag",),
-            required=True,
-            codes=STORE_AND_FWD_FLAGS,
-        ),
+        STORE_AND_FWD_FLAG,
         ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
         *_location_columns(),
         ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),

@@ -12,21 +12,8 @@ import pytest
 from etl.pipeline import process_file
 from etl.specs import GREEN, YELLOW
 from etl.transform import plan_schema
-from tests.tlc import green_trip, write_csv, write_parquet, yellow_trip
+from tests.tlc import YELLOW_2024_SCHEMA, green_trip, write_csv, write_parquet, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
-
-YELLOW_INPUT_FLOATS = (
-    "trip_distance",
-    "fare_amount",
-    "extra",
-    "mta_tax",
-    "tip_amount",
-    "tolls_amount",
-    "improvement_surcharge",
-    "total_amount",
-    "congestion_surcharge",
-    "Airport_fee",
-)
 
 VARIANTS: list[tuple[str, dict[str, Any], dict[str, pl.DataType]]] = [
     ("2024 as published", {}, {}),
@@ -124,15 +111,9 @@ def test_only_conversions_that_can_fail_are_checked_for_lost_values() -> None:
     # `unparseable_value` checks only the others.
     schema = pl.Schema(
         {
-            **{name: pl.Float64() for name in YELLOW_INPUT_FLOATS},
-            "VendorID": pl.Int32(),
-            "tpep_pickup_datetime": pl.Datetime("us"),
+            **YELLOW_2024_SCHEMA,
             "tpep_dropoff_datetime": pl.Datetime("ns"),
-            "passenger_count": pl.Int64(),
             "RatecodeID": pl.Float64(),
-            "store_and_fwd_flag": pl.String(),
-            "PULocationID": pl.Int32(),
-            "DOLocationID": pl.Int32(),
             "payment_type": pl.String(),
         }
     )
