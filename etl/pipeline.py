@@ -171,7 +171,7 @@ def process_file(
     )
     key_columns = tuple(plan.sources[name] for name in spec.trip_key if name in plan.sources)
     # The duplicate search spends most of its time in a one-thread sort: it runs beside the
-    # row-by-row rules, which use the rest of the machine (30 ms less on a 2M-row month).
+    # row-by-row rules, which use the rest of the machine (~30 ms less on a 2M-row month).
     with ThreadPoolExecutor(max_workers=1) as pool:
         search = pool.submit(transform.hash_keys, raw_input.frame, raw_input.columns, key_columns)
         validated = (

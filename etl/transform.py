@@ -270,7 +270,11 @@ def reject_duplicates(
     """Apply `duplicate_row`, always the last rule: later copies that no other rule rejected
     get its code. The first copy is judged by the other rules; copies of a rejected row share
     its reason."""
-    position = next(i for i, rule in enumerate(spec.rules) if isinstance(rule, DuplicateRow))
+    position = next(
+        (i for i, rule in enumerate(spec.rules) if isinstance(rule, DuplicateRow)), None
+    )
+    if position is None:
+        return validated
     codes = validated.get_column(REJECT_CODE)
     marked = pl.select(
         pl.coalesce(pl.lit(codes), pl.when(pl.lit(copies)).then(pl.lit(position, pl.UInt8)))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
 from etl import transform
-from etl.rules import MALFORMED_LINE, ROW_INDEX, raw
+from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, raw
+from etl.specs import YELLOW
+from etl.transform import REJECT_CODE
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 
@@ -45,3 +49,14 @@ def test_hash_collision_never_rejects_a_unique_row() -> None:
     colliding = transform.KeyHashes.of(pl.Series([7, 7, 7], dtype=pl.UInt64))
     copies = transform.later_copies(frame, ("a",), colliding)
     assert copies.to_list() == [False, False, True]
+
+
+def test_a_spec_without_the_duplicate_rule_keeps_its_codes() -> None:
+    # Duplicates are judged only where the dataset's rules include duplicate_row.
+    spec = replace(YELLOW, rules=tuple(r for r in YELLOW.rules if not isinstance(r, DuplicateRow)))
+    validated = pl.DataFrame({REJECT_CODE: [None, 3]}, schema={REJECT_CODE: pl.UInt8})
+    copies = pl.Series([True, True])
+    kept = transform.reject_duplicates(validated, spec, copies)
+    assert kept.get_column(REJECT_CODE).to_list() == [None, 3]
+    marked = transform.reject_duplicates(validated, YELLOW, copies)
+    assert marked.get_column(REJECT_CODE).to_list() == [len(YELLOW.rules) - 1, 3]
