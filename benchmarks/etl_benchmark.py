@@ -3,8 +3,9 @@
     uv run python benchmarks/etl_benchmark.py [--rows 2000000] [--memory-rows 3000000] [--repeat 7]
 
 Generates a realistic 2024-style yellow month (a few % bad rows) with `etl.synthetic`, then runs
-each contender as its own process (so imports and start-up count, as they do in a Lambda) and
-reports the median wall time and the peak resident memory of each:
+each contender as its own process (so imports and start-up count, as they do in a Lambda), in
+rounds of one run each, and reports the median wall time, the peak resident memory and the range
+of each ratio over the rounds:
 
 - floor:   Polars reads the file and writes it back (nothing can be faster and still do I/O)
 - process: `dataplatform process FILE --out DIR`
