@@ -173,9 +173,8 @@ class NotInZones:
                     for name in self.columns
                 ]
             )
-        valid = pl.lit(pl.Series(ids, dtype=pl.Int32))
         return pl.any_horizontal(
-            [~pl.col(name).is_in(valid.implode()) | pl.col(name).is_null() for name in self.columns]
+            [~is_one_of(pl.col(name), ids) | pl.col(name).is_null() for name in self.columns]
         )
 
 
@@ -235,9 +234,7 @@ class NegativeAmount:
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
         negative = pl.any_horizontal([pl.col(name) < 0 for name in self.columns])
-        refund = pl.col("payment_type").is_in(
-            pl.lit(pl.Series(ctx.settings.refund_payment_types)).implode()
-        )
+        refund = is_one_of(pl.col("payment_type"), ctx.settings.refund_payment_types)
         return negative & ~refund.fill_null(value=False)
 
 
