@@ -167,7 +167,7 @@ def process_file(
         sources=plan.sources,
         zone_ids=zone_ids(),
         float_columns=tuple(c.name for c in spec.columns if c.type is ColumnType.FLOAT),
-        fallible=plan.fallible,
+        fallible=plan.fallible(spec),
     )
     key_columns = tuple(plan.sources[name] for name in spec.trip_key if name in plan.sources)
     # The duplicate search spends most of its time in a one-thread sort: it runs beside the

@@ -40,9 +40,6 @@ class SchemaPlan:
     """Optional canonical columns the input lacks (they become null)."""
     unexpected: tuple[str, ...]
     """Input columns no canonical column claims (kept in rejects, reported, never fatal)."""
-    fallible: frozenset[str] = frozenset()
-    """Canonical columns whose conversion can turn a value into null (text to number, Int64 to
-    Int32, ...); `unparseable_value` checks only these."""
 
     @property
     def renamed(self) -> dict[str, str]:
@@ -57,6 +54,15 @@ class SchemaPlan:
             if source_type != target:
                 result[name] = f"{source_type} -> {target}"
         return result
+
+    def fallible(self, spec: DatasetSpec) -> frozenset[str]:
+        """Canonical columns whose conversion can turn a value into null (text to number, Int64
+        to Int32, ...); `unparseable_value` checks only these."""
+        return frozenset(
+            name
+            for name, source in self.input_types.items()
+            if _can_fail(source, spec.column(name))
+        )
 
     @property
     def present(self) -> frozenset[str]:
@@ -83,15 +89,11 @@ def plan_schema(input_schema: pl.Schema, spec: DatasetSpec) -> SchemaPlan:
         missing = next(name for name in first_group if name not in sources)
         raise _missing(spec.column(missing), alternatives=spec.location_groups[1:], spec=spec)
     claimed = set(sources.values())
-    input_types = {name: input_schema[source] for name, source in sources.items()}
     return SchemaPlan(
         sources=sources,
-        input_types=input_types,
+        input_types={name: input_schema[source] for name, source in sources.items()},
         missing_optional=tuple(c.name for c in spec.columns if c.name not in sources),
         unexpected=tuple(name for name in input_schema.names() if name not in claimed),
-        fallible=frozenset(
-            name for name, source in input_types.items() if _can_fail(source, spec.column(name))
-        ),
     )
 
 

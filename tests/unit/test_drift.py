@@ -118,7 +118,12 @@ def test_only_conversions_that_can_fail_are_checked_for_lost_values() -> None:
         }
     )
     plan = plan_schema(schema, YELLOW)
-    assert plan.fallible == {"dropoff_datetime", "passenger_count", "rate_code_id", "payment_type"}
+    assert plan.fallible(YELLOW) == {
+        "dropoff_datetime",
+        "passenger_count",
+        "rate_code_id",
+        "payment_type",
+    }
 
 
 def test_codes_are_matched_ignoring_case_and_spaces(process_rows: ProcessRows) -> None:
