@@ -8,6 +8,7 @@ that look at the row as read (`MalformedLine`, `UnparseableValue`, `DuplicateRow
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,15 @@ def is_one_of(value: pl.Expr, codes: Sequence[int | str]) -> pl.Expr:
         # half the CPU of the hash lookup `is_in` does (numbers look up cheaply).
         return pl.any_horizontal([value == code for code in codes])
     return value.is_in(pl.lit(pl.Series(codes)).implode())
+
+
+_LARGEST_FLOAT = sys.float_info.max
+
+
+def is_not_finite(value: pl.Expr) -> pl.Expr:
+    """Whether a float is NaN or infinite (null for null): `~is_finite()`, at half the CPU, because
+    Polars orders NaN above every number."""
+    return value.abs() > _LARGEST_FLOAT
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class UnparseableValue:
             if ctx.fallible is None or name in ctx.fallible
         ]
         # NaN and infinities are not amounts or distances.
-        checks += [~pl.col(name).is_finite() for name in ctx.float_columns if name in ctx.sources]
+        checks += [is_not_finite(pl.col(name)) for name in ctx.float_columns if name in ctx.sources]
         return pl.any_horizontal(checks) if checks else None
 
 
