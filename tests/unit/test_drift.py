@@ -106,6 +106,17 @@ def test_int64_value_beyond_int32_is_unparseable(process_rows: ProcessRows) -> N
     assert reasons_of(result) == ["unparseable_value"]
 
 
+def test_int64_values_that_fit_keep_their_value_beside_one_that_does_not(
+    process_rows: ProcessRows,
+) -> None:
+    # Both ends of Int32 fit; one past either end is rejected, and its neighbours are unchanged.
+    counts = [2**31 - 1, 2**31, 3, -(2**31), -(2**31) - 1]
+    rows = [yellow_trip(passenger_count=count) for count in counts]
+    result = process_rows(rows, passenger_count=pl.Int64())
+    assert reasons_of(result) == [None, "unparseable_value", None, None, "unparseable_value"]
+    assert result.clean.get_column("passenger_count").to_list() == [2**31 - 1, 3, -(2**31)]
+
+
 def test_only_conversions_that_can_fail_are_checked_for_lost_values() -> None:
     # A column already of its clean type (or text for a code) cannot lose a value converting:
     # `unparseable_value` checks only the others.
