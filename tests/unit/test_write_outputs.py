@@ -1,0 +1,25 @@
+"""`write_outputs`: what lands on disk is exactly the result, however it is streamed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from etl.pipeline import CLEAN_WRITE_CHUNK_ROWS, Month, process_file, write_outputs
+from etl.synthetic import yellow_month
+
+
+def test_a_file_larger_than_a_write_chunk_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    # The clean rows stream to Parquet in chunks: every clean row arrives, in input order, and
+    # the caller's Polars settings are as they were before.
+    month = yellow_month(Month(2024, 1), rows=3 * CLEAN_WRITE_CHUNK_ROWS)
+    path = tmp_path / "yellow_tripdata_2024-01.parquet"
+    month.write_parquet(path)
+    settings_before = pl.Config.state()
+    result = process_file(path)
+    paths = write_outputs(result, tmp_path / "out")
+    written = pl.read_parquet(paths.clean)
+    assert result.report["rows_clean"] > 2 * CLEAN_WRITE_CHUNK_ROWS
+    assert written.equals(result.clean)
+    assert pl.Config.state() == settings_before
