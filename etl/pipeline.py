@@ -70,9 +70,9 @@ class Month:
 
 @dataclass
 class ProcessResult:
-    """The outcome of processing one input. `clean` and `rejects` are computed on first use, so a
-    caller that only writes them to files (`write_outputs`) streams the clean rows to Parquet
-    without holding a second copy in memory."""
+    """The outcome of processing one input. `clean` is computed on first use, so a caller that
+    only writes it to a file (`write_outputs`) streams the clean rows to Parquet without holding
+    a second copy in memory; the rejects are few and computed with the report."""
 
     spec: DatasetSpec
     month: Month
@@ -80,8 +80,9 @@ class ProcessResult:
     """Base name for the outputs, e.g. `yellow_tripdata_2024-01`."""
     validated: pl.DataFrame = field(repr=False)
     """Every input row: columns as read, canonical and derived columns, `reject_code`."""
-    input_columns: tuple[str, ...]
     report: dict[str, Any]
+    rejects: pl.DataFrame = field(repr=False)
+    """The rejected rows: input columns as read, `source_row`, `raw_line`, `reject_reason`."""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -93,11 +94,6 @@ class ProcessResult:
     def clean(self) -> pl.DataFrame:
         """The clean rows, in the dataset's clean schema."""
         return self.clean_plan.collect()
-
-    @cached_property
-    def rejects(self) -> pl.DataFrame:
-        """The rejected rows: input columns as read, `source_row`, `raw_line`, `reject_reason`."""
-        return transform.reject_rows(self.validated.lazy(), self.spec, self.input_columns).collect()
 
 
 def output_stem(source_name: str) -> str:
@@ -189,15 +185,22 @@ def process_file(
         key_hashes = search.result()
     copies = transform.later_copies(raw_input.frame, raw_input.columns, key_hashes)
     validated = transform.reject_duplicates(validated, spec, copies)
-    report = build_report(
-        source=name,
-        spec=spec,
-        month=str(period),
-        raw_input=raw_input,
-        plan=plan,
-        validated=validated,
-        context=context,
-    )
+    # The report and the rejects read the same rows and neither needs the other. Each leaves
+    # part of the machine idle, so they run side by side (~10 ms less on a 2M-row month).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rejected = pool.submit(
+            lambda: transform.reject_rows(validated.lazy(), spec, raw_input.columns).collect()
+        )
+        report = build_report(
+            source=name,
+            spec=spec,
+            month=str(period),
+            raw_input=raw_input,
+            plan=plan,
+            validated=validated,
+            context=context,
+        )
+        rejects = rejected.result()
     done = time.perf_counter()
     timings = {
         "read": round((read_done - started) * 1000, 1),
@@ -206,7 +209,9 @@ def process_file(
     stem = output_stem(name)
     if report["rows_clean"] + report["rows_rejected"] != report["rows_in"]:
         raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")
-    return ProcessResult(spec, period, stem, validated, raw_input.columns, report, timings)
+    if rejects.height != report["rows_rejected"]:
+        raise AssertionError("row conservation broken: the rejects differ from rows_rejected")
+    return ProcessResult(spec, period, stem, validated, report, rejects, timings)
 
 
 @dataclass(frozen=True)
