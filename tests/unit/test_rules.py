@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl.rules import NotInZones, RuleContext, is_one_of
+from etl.rules import NotInZones, RuleContext, is_not_finite, is_one_of
 from etl.settings import EtlSettings
 from etl.specs import ZONE_COLUMNS
 from etl.transform import derive
@@ -63,6 +63,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("rate code 7", {"RatecodeID": 7}, "invalid_rate_code"),
     ("payment type 7", {"payment_type": 7}, "invalid_payment_type"),
     ("store_and_fwd X", {"store_and_fwd_flag": "X"}, "invalid_store_and_fwd_flag"),
+    ("fare not a number", {"fare_amount": float("nan")}, "unparseable_value"),
+    ("tip infinite", {"tip_amount": float("inf")}, "unparseable_value"),
+    ("distance minus infinity", {"trip_distance": float("-inf")}, "unparseable_value"),
     ("fare missing", {"fare_amount": None}, "missing_fare"),
     ("total missing", {"total_amount": None}, "missing_fare"),
     (
@@ -249,3 +252,13 @@ def test_is_one_of(codes: tuple[Any, ...], values: list[Any], expected: list[Any
     # Text codes are compared one by one, numbers looked up: both give the same answers.
     result = pl.select(is_one_of(pl.lit(pl.Series(values)), codes)).to_series().to_list()
     assert result == expected
+
+
+def test_is_not_finite_answers_like_is_finite() -> None:
+    # NaN, both infinities and the largest floats, with a null: the same answers as ~is_finite().
+    values = pl.Series(
+        [1.5, -0.0, float("nan"), float("inf"), float("-inf"), 1.7976931348623157e308, None]
+    )
+    expected = pl.select(~pl.lit(values).is_finite()).to_series().to_list()
+    assert pl.select(is_not_finite(pl.lit(values))).to_series().to_list() == expected
+    assert expected == [False, False, True, True, True, False, None]
