@@ -237,7 +237,10 @@ class KeyHashes:
         # A sort finds them in tens of milliseconds. On one thread: Polars' parallel sort takes
         # as long for 2M hashes at twice the CPU, and `process_file` validates meanwhile.
         ordered = per_row.sort(multithreaded=False)
-        return cls(per_row, ordered.filter(ordered == ordered.shift(1)).unique())
+        # Each value beside its predecessor: slices share the sorted buffer, where `shift` would
+        # copy its 16 MB.
+        later = ordered.slice(1)
+        return cls(per_row, later.filter(later == ordered.head(-1)).unique())
 
 
 def hash_keys(

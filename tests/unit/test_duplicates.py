@@ -60,3 +60,18 @@ def test_a_spec_without_the_duplicate_rule_keeps_its_codes() -> None:
     assert kept.get_column(REJECT_CODE).to_list() == [None, 3]
     marked = transform.reject_duplicates(validated, YELLOW, copies)
     assert marked.get_column(REJECT_CODE).to_list() == [len(YELLOW.rules) - 1, 3]
+
+
+def test_repeated_hashes_are_found_at_any_position() -> None:
+    # The sorted hashes are compared with their neighbours: repeats at either end, in the
+    # middle, three times over, and inputs too short to repeat anything.
+    cases = {
+        (): [],
+        (5,): [],
+        (5, 5): [5],
+        (3, 1, 3, 2, 1, 3): [1, 3],
+        (9, 0, 4, 0): [0],
+    }
+    for hashes, repeated in cases.items():
+        found = transform.KeyHashes.of(pl.Series(hashes, dtype=pl.UInt64)).repeated
+        assert sorted(found.to_list()) == repeated, hashes
