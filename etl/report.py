@@ -34,15 +34,15 @@ def build_report(
         pl.col(columns).null_count().name.prefix("nulls:"),
         pickup.min().alias("all_min"),
         pickup.max().alias("all_max"),
-        pickup.filter(is_clean).min().alias("clean_min"),
-        pickup.filter(is_clean).max().alias("clean_max"),
     ).row(0, named=True)
+    # Clean rows per day, with each day's first and last pickup: the clean pickup range comes
+    # from these few rows instead of a filtered copy of the whole pickup column.
     per_day = (
         validated.lazy()
-        .select("pickup_date", REJECT_CODE)
+        .select("pickup_date", "pickup_datetime", REJECT_CODE)
         .filter(is_clean)
         .group_by("pickup_date")
-        .len()
+        .agg(pl.len().alias("trips"), pickup.min().alias("first"), pickup.max().alias("last"))
         .sort("pickup_date")
         .collect()
     )
@@ -67,10 +67,13 @@ def build_report(
         },
         "pickup_range": {
             "all_rows": _range(summary["all_min"], summary["all_max"]),
-            "clean_rows": _range(summary["clean_min"], summary["clean_max"]),
+            "clean_rows": _range(per_day["first"].min(), per_day["last"].max()),
             "month_window": [context.month_start.isoformat(), context.month_end.isoformat()],
         },
-        "trips_per_day": {day.isoformat(): count for day, count in per_day.iter_rows()},
+        "trips_per_day": {
+            day.isoformat(): trips
+            for day, trips in per_day.select("pickup_date", "trips").iter_rows()
+        },
         "schema": {
             "location_mode": _location_mode(plan),
             "renamed": plan.renamed,

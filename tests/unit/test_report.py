@@ -40,9 +40,32 @@ def test_pickup_range_of_all_and_clean_rows(process_rows: ProcessRows) -> None:
         tpep_pickup_datetime=datetime(2002, 12, 31, 23, 0),
         tpep_dropoff_datetime=datetime(2002, 12, 31, 23, 20),
     )
-    report = process_rows([yellow_trip(), stray]).report
-    assert report["pickup_range"]["all_rows"]["min"] == "2002-12-31T23:00:00"
-    assert report["pickup_range"]["clean_rows"]["min"] == "2024-01-15T08:00:00"
+    later_day = yellow_trip(
+        tpep_pickup_datetime=datetime(2024, 1, 20, 17, 30),
+        tpep_dropoff_datetime=datetime(2024, 1, 20, 17, 45),
+    )
+    rejected_last = yellow_trip(
+        VendorID=3,
+        tpep_pickup_datetime=datetime(2024, 1, 25, 9, 0),
+        tpep_dropoff_datetime=datetime(2024, 1, 25, 9, 20),
+    )
+    report = process_rows([later_day, yellow_trip(), stray, rejected_last]).report
+    assert report["pickup_range"]["all_rows"] == {
+        "min": "2002-12-31T23:00:00",
+        "max": "2024-01-25T09:00:00",
+    }
+    assert report["pickup_range"]["clean_rows"] == {
+        "min": "2024-01-15T08:00:00",
+        "max": "2024-01-20T17:30:00",
+    }
+
+
+def test_pickup_range_of_clean_rows_is_empty_when_none_is_clean(
+    process_rows: ProcessRows,
+) -> None:
+    report = process_rows([yellow_trip(VendorID=3)]).report
+    assert report["pickup_range"]["clean_rows"] == {"min": None, "max": None}
+    assert report["trips_per_day"] == {}
 
 
 def test_timings_are_reported(process_rows: ProcessRows) -> None:
