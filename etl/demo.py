@@ -199,21 +199,7 @@ def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeRes
             },
         )["QueueUrl"]
         created.append(lambda: sqs.delete_queue(QueueUrl=queue))
-        queue_arn = _queue_arn(sqs, queue)
-        s3.put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "QueueArn": queue_arn,
-                        "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {
-                            "Key": {"FilterRules": [{"Name": "prefix", "Value": RAW_PREFIX}]}
-                        },
-                    }
-                ]
-            },
-        )
+        queue_arn = notify_queue_of_raw_uploads(s3, sqs, bucket, queue)
         secret_arn = secrets.create_secret(
             Name=f"dataplatform-demo-db-{suffix}", SecretString=secret_string
         )["ARN"]
@@ -224,6 +210,25 @@ def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeRes
     finally:
         for delete in reversed(created):
             delete()
+
+
+def notify_queue_of_raw_uploads(s3: S3Client, sqs: SQSClient, bucket: str, queue_url: str) -> str:
+    """Send the events of objects created under raw/ in `bucket` to the queue, as the lake's
+    bucket notification does in AWS; return the queue's ARN."""
+    queue_arn = _queue_arn(sqs, queue_url)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": RAW_PREFIX}]}},
+                }
+            ]
+        },
+    )
+    return queue_arn
 
 
 def _queue_arn(sqs: SQSClient, queue_url: str) -> str:

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from etl import handler as handler_module
+from etl.demo import notify_queue_of_raw_uploads
 from etl.embedded import EmbeddedPostgres
 from etl.events import sqs_record
 from etl.migrate import migrate_url
@@ -106,21 +107,7 @@ def _platform(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Platform
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/"}]}},
-                }
-            ]
-        },
-    )
+    notify_queue_of_raw_uploads(s3, sqs, bucket, queue_url)
     secret_arn = secrets.create_secret(Name=name, SecretString=json.dumps(pg.secret(name)))["ARN"]
     monkeypatch.setenv("DB_SECRET_ARN", secret_arn)
     return Platform(name, bucket, queue_url, secret_arn, database_url, s3, sqs, secrets)
