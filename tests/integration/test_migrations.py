@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -100,23 +102,12 @@ def test_changed_migration_is_refused(empty_db: str) -> None:
 
 def test_concurrent_migrate_runs_apply_once(empty_db: str) -> None:
     # Two deploys at once: the advisory lock makes one wait, and it then finds nothing to do.
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            with connect(empty_db) as conn:
-                results.append(migrate(conn).applied)
-        except BaseException as error:
-            errors.append(error)
+    def run() -> list[str]:
+        with connect(empty_db) as conn:
+            return migrate(conn).applied
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    results = _at_once(run, times=2)
     assert sorted(results, key=len) == [[], [m.filename for m in load_migrations()]]
 
 
@@ -166,25 +157,14 @@ def test_concurrent_partition_creation_does_not_collide(empty_db: str) -> None:
     months = [date(2019, month, 1) for month in range(1, 13)]
     with connect(empty_db) as conn:
         migrate(conn)
-    created: list[list[str]] = []
-    errors: list[BaseException] = []
     barrier = threading.Barrier(4)
 
-    def run() -> None:
-        try:
-            with connect(empty_db) as conn:
-                barrier.wait()
-                created.append(ensure_partitions(conn, months))
-        except BaseException as error:
-            errors.append(error)
+    def run() -> list[str]:
+        with connect(empty_db) as conn:
+            barrier.wait()
+            return ensure_partitions(conn, months)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    created = _at_once(run, times=4)
     assert sorted(name for names in created for name in names) == [
         f"trips_2019_{month:02d}" for month in range(1, 13)
     ]
@@ -218,3 +198,14 @@ def test_cli_migrate_unreachable_database_is_one_line_without_the_password(
     assert result.stderr.startswith("error: cannot connect to the database")
     assert len(result.stderr.strip().splitlines()) == 1
     assert WRONG not in result.output
+
+
+T = TypeVar("T")
+
+
+def _at_once(work: Callable[[], T], *, times: int) -> list[T]:
+    """Run `work` on `times` threads at once and return what each returned; an error raised in
+    any of them fails the test."""
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        futures = [pool.submit(work) for _ in range(times)]
+        return [future.result() for future in futures]
