@@ -57,8 +57,8 @@ processor = Processor(
         database_endpoint=database.endpoint,
         migrations_dir=ROOT / "etl" / "migrations",
         master_data_files=[
-            ROOT / "etl" / "master_data.py",
-            ROOT / "etl" / "data" / "taxi_zone_lookup.csv",
+            ROOT / "etl" / "core" / "master_data.py",
+            ROOT / "etl" / "core" / "data" / "taxi_zone_lookup.csv",
         ],
         log_retention_days=settings.log_retention_days,
         alarm_topic_arn=settings.alarm_topic_arn,

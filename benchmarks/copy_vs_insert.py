@@ -2,11 +2,11 @@
 
     uv run python benchmarks/copy_vs_insert.py [--rows 1000000] [--insert-rows 100000]
 
-Rows: N realistic yellow trips of January 2024 (`etl.synthetic`, in TLC's 2024 Parquet schema) run
-through the real ETL (`process_file`), so what is loaded is exactly what the processor loads (its
-clean schema, its derived columns). Both paths load into a freshly migrated `taxi.trips` with its
-monthly partitions already created, in one transaction each, on a server with PostgreSQL's
-default durability settings.
+Rows: N realistic yellow trips of January 2024 (`dataplatform.demo.synthetic`, in TLC's 2024
+Parquet schema) run through the real ETL (`process_file`), so what is loaded is exactly what the
+processor loads (its clean schema, its derived columns). Both paths load into a freshly migrated
+`taxi.trips` with its monthly partitions already created, in one transaction each, on a server
+with PostgreSQL's default durability settings.
 
 - COPY: the processor's own path (`etl.loader.replace_rows`: CSV rendered by Polars, streamed
   with psycopg's `cursor.copy`).
@@ -34,12 +34,13 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from etl.embedded import postgres
+from dataplatform.demo.embedded import postgres
+from dataplatform.demo.synthetic import yellow_month
+from etl.core.naming import Month
+from etl.core.pipeline import process_file
+from etl.core.specs import YELLOW
 from etl.loader import ensure_partitions, pickup_months, replace_rows, trips_columns
 from etl.migrate import migrate
-from etl.pipeline import Month, process_file
-from etl.specs import YELLOW
-from etl.synthetic import yellow_month
 
 COPY_TARGET_ROWS_PER_SECOND = 250_000
 RATIO_TARGET = 20.0
@@ -47,8 +48,8 @@ SOURCE_KEY = "raw/yellow/yellow_tripdata_2024-01.parquet"
 
 
 def clean_rows(rows: int) -> pl.DataFrame:
-    """`rows` realistic January 2024 yellow trips (`etl.synthetic`, no faults injected) run
-    through the ETL; returns its clean frame."""
+    """`rows` realistic January 2024 yellow trips (`dataplatform.demo.synthetic`, no faults
+    injected) run through the ETL; returns its clean frame."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "yellow_tripdata_2024-01.parquet"
         yellow_month(Month(2024, 1), rows, bad_fraction=0.0).write_parquet(path)

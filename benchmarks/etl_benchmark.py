@@ -2,10 +2,10 @@
 
     uv run python benchmarks/etl_benchmark.py [--rows 2000000] [--memory-rows 3000000] [--repeat 7]
 
-Generates a realistic 2024-style yellow month (a few % bad rows) with `etl.synthetic`, then runs
-each contender as its own process (so imports and start-up count, as they do in a Lambda), in
-rounds of one run each, and reports the median wall time, the peak resident memory and the range
-of each ratio over the rounds:
+Generates a realistic 2024-style yellow month (a few % bad rows) with
+`dataplatform.demo.synthetic`, then runs each contender as its own process (so imports and
+start-up count, as they do in a Lambda), in rounds of one run each, and reports the median wall
+time, the peak resident memory and the range of each ratio over the rounds:
 
 - floor:   Polars reads the file and writes it back (nothing can be faster and still do I/O)
 - process: `dataplatform process FILE --out DIR`
@@ -92,7 +92,8 @@ def generate(path: Path, rows: int, seed: int) -> None:
     """Write a synthetic month in a child process, so that this process stays small: a child's
     peak RSS counts the pages it shares with its parent at fork time."""
     code = (
-        "import sys; from etl.pipeline import Month; from etl.synthetic import yellow_month; "
+        "import sys; from etl.core.naming import Month; "
+        "from dataplatform.demo.synthetic import yellow_month; "
         "yellow_month(Month(2024, 1), int(sys.argv[2]), seed=int(sys.argv[3]))"
         ".write_parquet(sys.argv[1])"
     )

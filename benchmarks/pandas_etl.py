@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.master_data import PAYMENT_TYPES, RATE_CODES, VENDORS, zone_ids
-from etl.settings import EtlSettings
+from etl.core.master_data import PAYMENT_TYPES, RATE_CODES, VENDORS, zone_ids
+from etl.core.settings import EtlSettings
 
 CANONICAL = {
     "vendorid": "vendor_id",

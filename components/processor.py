@@ -23,7 +23,7 @@ import pulumi_aws as aws
 
 from components.data_lake import ARTIFACTS_PREFIX, Zone
 from components.settings import ProcessorSettings
-from etl.lake_access import S3_ACCESS
+from etl.contract import S3_ACCESS
 
 RUNTIME = "python3.13"
 HANDLER = "etl.handler.handler"

@@ -23,7 +23,7 @@ from typing import Literal, TypeVar
 
 import pulumi
 
-from etl.errors import UsageError
+from etl.core.errors import UsageError
 
 
 class SettingsError(UsageError, pulumi.RunError):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
-from etl.errors import DataplatformError
+from etl.core.errors import DataplatformError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from etl.errors import DataplatformError
+from etl.core.errors import DataplatformError
 
 MIGRATE_ACTION = "migrate"
 TEST_EVENT = "s3:TestEvent"

@@ -30,11 +30,13 @@ import boto3
 from botocore.config import Config
 
 from etl import logs
+from etl.contract import RAW_PREFIX
+from etl.core.errors import DataplatformError, UnprocessableInput, first_line
+from etl.core.pipeline import process_file
+from etl.core.settings import EtlSettings
 from etl.database import Database, SecretsManagerCredentials
-from etl.errors import DataplatformError, UnprocessableInput
 from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import Downloaded, Lake, ObjectGone, output_keys
-from etl.lake_access import RAW_PREFIX
 from etl.loader import (
     LoadRecord,
     already_quarantined,
@@ -46,8 +48,6 @@ from etl.loader import (
     superseded_by,
 )
 from etl.migrate import migrate
-from etl.pipeline import process_file
-from etl.settings import EtlSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -162,7 +162,7 @@ class Runtime:
                             **base,
                             **identity,
                             "error_type": type(error).__name__,
-                            "error": _first_line(error),
+                            "error": first_line(error),
                             "duration_ms": _ms_since(started),
                         }
                     },
@@ -336,11 +336,6 @@ def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:
 
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 _runtime: Runtime | None = None

@@ -22,22 +22,20 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from etl.errors import UnprocessableInput
+from etl.contract import PROCESSED_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX, REPORTS_PREFIX
+from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput
+from etl.core.naming import Month
+from etl.core.pipeline import ProcessResult
+from etl.core.report_html import render_html
 from etl.events import SourceObject
-from etl.lake_access import PROCESSED_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX, REPORTS_PREFIX
-from etl.pipeline import Month, ProcessResult
-from etl.report_html import render_html
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-ERROR_SUFFIX = ".error.json"
 
 _log = logging.getLogger("dataplatform.lake")
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
@@ -72,7 +70,7 @@ def output_keys(dataset: str, month: Month, stem: str) -> OutputKeys:
 def quarantine_keys(key: str) -> tuple[str, str]:
     """The quarantined copy of raw object `key` and its error document."""
     target = f"{QUARANTINE_PREFIX}{key}"
-    return target, f"{target}{ERROR_SUFFIX}"
+    return target, f"{target}{QUARANTINE_ERROR_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -169,15 +167,12 @@ class Lake:
             source["VersionId"] = downloaded.version_id
         # Server-side copy: byte-identical, and multipart for large objects.
         self.s3.copy(source, obj.bucket, target)  # type: ignore[arg-type]
-        details = {
-            "source": obj.key,
-            "code": error.code,
-            "reason": error.reason,
-            "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "bucket": obj.bucket,
-            "source_version_id": downloaded.version_id,
-            "source_etag": downloaded.etag,
-        }
+        details = error.quarantine_document(
+            obj.key,
+            bucket=obj.bucket,
+            source_version_id=downloaded.version_id,
+            source_etag=downloaded.etag,
+        )
         self.s3.put_object(
             Bucket=obj.bucket,
             Key=error_key,

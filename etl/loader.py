@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from etl.core.specs import DatasetSpec
 from etl.events import sequencer_order
-from etl.specs import DatasetSpec
 
 SCHEMA = "taxi"
 TRIPS = "trips"

@@ -4,7 +4,7 @@ Migrations are the files `etl/migrations/NNNN_name.sql`, applied in version orde
 transaction, under a session advisory lock (so two deploys cannot interleave), and recorded in
 `taxi.schema_migrations` with a checksum. A migration that was edited after it was applied stops
 the run: add a new migration instead. Master data (zones, vendors, rate codes, payment and trip
-types) is upserted on every run, so changing `etl.master_data` reaches the database on the next
+types) is upserted on every run, so changing `etl.core.master_data` reaches the database on the next
 migrate.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from etl.errors import DataplatformError
-from etl.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS, zones
+from etl.core.errors import DataplatformError, first_line
+from etl.core.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS, zones
 
 SCHEMA = "taxi"
 _HISTORY = sql.Identifier(SCHEMA, "schema_migrations")
@@ -178,7 +178,7 @@ def migrate_url(database_url: str) -> MigrationResult:
         conn = psycopg.connect(database_url, autocommit=True, connect_timeout=15)
     except psycopg.OperationalError as error:
         raise DataplatformError(
-            f"cannot connect to the database: {_first_line(error)} "
+            f"cannot connect to the database: {first_line(error)} "
             "(check --database-url, postgresql://USER@HOST:PORT/DBNAME, and PGPASSWORD)"
         ) from None
     with conn:
@@ -206,7 +206,7 @@ def _master_rows() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def upsert_master_data(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Insert or update every master row from `etl.master_data`; return rows per table.
+    """Insert or update every master row from `etl.core.master_data`; return rows per table.
 
     Idempotent: unchanged rows are not rewritten. Codes no longer in the dictionary are kept,
     since trips loaded earlier may carry them.
@@ -241,8 +241,3 @@ def upsert_master_data(conn: psycopg.Connection[Any]) -> dict[str, int]:
             ).fetchone()
             counts[table] = int(count[0]) if count else 0
     return counts
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etl.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
+from dataplatform.demo.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
 
 
 @pytest.fixture(scope="session")

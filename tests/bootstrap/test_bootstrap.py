@@ -14,7 +14,7 @@ import platform_bootstrap as bootstrap
 import platform_rules
 import pytest
 
-from components.mocks import ProgramRun, RecordedResource, run_program
+from dataplatform.mocks import ProgramRun, RecordedResource, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "bootstrap" / "__main__.py"

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.demo import DemoOptions, DemoResult, run_demo
-from etl.embedded import EmbeddedPostgres
+from dataplatform.cli import app
+from dataplatform.demo.embedded import EmbeddedPostgres
+from dataplatform.demo.run import DemoOptions, DemoResult, run_demo
 
 pytestmark = pytest.mark.e2e
 

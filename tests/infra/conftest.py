@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.mocks import ProgramRun
+from dataplatform.mocks import ProgramRun
 from tests.infra.support import STACKS, run_stack, write_bundle
 
 

@@ -7,9 +7,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from components.mocks import ProgramRun, RecordedResource, RecordingMocks, run_program, unwrap
 from components.settings import BUNDLE_KEY, PASSWORD_KEY
-from components.synth import load_stack_config
+from dataplatform.mocks import ProgramRun, RecordedResource, RecordingMocks, run_program, unwrap
+from dataplatform.synth import load_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"

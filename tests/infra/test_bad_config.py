@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.mocks import RecordingMocks
 from components.settings import SettingsError
+from dataplatform.mocks import RecordingMocks
 from tests.infra.support import TEST_PASSWORD, run_stack
 
 # (stack, overrides, the key the message must name)

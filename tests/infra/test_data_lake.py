@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.mocks import ProgramRun
+from dataplatform.mocks import ProgramRun
 from tests.infra.support import inputs, policy_document, setting, setting_int, statements
 
 BUCKET = "aws:s3/bucket:Bucket"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.mocks import ProgramRun, RecordedResource
+from dataplatform.mocks import ProgramRun, RecordedResource
 from tests.infra.support import inputs, setting, setting_int
 
 INSTANCE = "aws:rds/instance:Instance"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from components.mocks import ProgramRun
+from dataplatform.mocks import ProgramRun
 from tests.infra.support import inputs, region, setting
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from components.mocks import ProgramRun, RecordedResource
 from components.processor import VPC_ACCESS_ACTIONS, migrations_digest, read_migrations
+from dataplatform.mocks import ProgramRun, RecordedResource
 from tests.infra.support import (
     ROOT,
     TEST_PASSWORD,
@@ -290,7 +290,10 @@ def test_migrations_run_at_deploy_keyed_on_the_sql_files(stack_run: ProgramRun) 
     assert json.loads(values["input"]) == {"action": "migrate"}, invocation.urn
     assert values["functionName"] == _function(stack_run).outputs["name"], invocation.urn
     assert values["triggers"]["migrations"] == expected, invocation.urn
-    master_data = [ROOT / "etl" / "master_data.py", ROOT / "etl" / "data" / "taxi_zone_lookup.csv"]
+    master_data = [
+        ROOT / "etl" / "core" / "master_data.py",
+        ROOT / "etl" / "core" / "data" / "taxi_zone_lookup.csv",
+    ]
     assert values["triggers"]["masterData"] == migrations_digest(
         {path.name: path.read_bytes() for path in master_data}
     ), invocation.urn

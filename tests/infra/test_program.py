@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.mocks import ProgramRun, run_program
+from dataplatform.mocks import ProgramRun, run_program
 
 COMPONENTS = {
     "dataplatform:index:Network": "network",

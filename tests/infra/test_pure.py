@@ -24,7 +24,7 @@ from components.processor import (
     redrive_policy,
 )
 from components.settings import ArchiveStorageClass, LakeSettings
-from etl.lake_access import S3_ACCESS
+from etl.contract import S3_ACCESS
 
 BUCKET = "arn:aws:s3:::lake"
 ARNS = {

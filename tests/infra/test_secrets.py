@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.mocks import ProgramRun, is_secret
-from components.synth import redact
+from dataplatform.mocks import ProgramRun, is_secret
+from dataplatform.synth import redact
 from tests.infra.support import TEST_PASSWORD, inputs
 
 

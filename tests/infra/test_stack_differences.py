@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.mocks import ProgramRun
+from dataplatform.mocks import ProgramRun
 from tests.infra.support import inputs, setting
 
 # (config key, resource name, path of the input that must carry it)

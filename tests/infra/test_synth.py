@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.synth import PLACEHOLDER_SECRET, REDACTED, load_stack_config, synth
-from etl.cli import app
+from dataplatform.cli import app
+from dataplatform.synth import PLACEHOLDER_SECRET, REDACTED, load_stack_config, synth
 from tests.infra.support import ROOT, STACKS
 
 

@@ -21,9 +21,10 @@ import boto3
 import psycopg
 import pytest
 
+from dataplatform.demo.embedded import EmbeddedPostgres
+from dataplatform.demo.run import notify_queue_of_raw_uploads
+from dataplatform.demo.samples import YELLOW_2020_07
 from etl import handler as handler_module
-from etl.demo import notify_queue_of_raw_uploads
-from etl.embedded import EmbeddedPostgres
 from etl.events import sqs_record
 from etl.migrate import migrate_url
 from tests.tlc import write_parquet, yellow_trip
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-SAMPLE_CSV = FIXTURES / "yellow_tripdata_2020-07_sample_rides.csv"
+SAMPLE_CSV = YELLOW_2020_07
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,8 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
-from etl.backfill import s3_notification
-from etl.cli import app
+from dataplatform.backfill import s3_notification
+from dataplatform.cli import app
 from etl.events import messages
 from etl.handler import handler
 from tests.integration.conftest import SAMPLE_CSV, Platform, parquet_bytes, yellow_rows

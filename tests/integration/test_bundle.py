@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from etl import bundle as bundle_module
-from etl.bundle import (
+from dataplatform import bundle as bundle_module
+from dataplatform.bundle import (
     LAMBDA_UNZIPPED_LIMIT,
     SIZE_BUDGET,
     Arch,
@@ -67,11 +67,14 @@ def test_bundle_holds_the_runtime_and_nothing_local(
     with zipfile.ZipFile(builds[0].path) as archive:
         names = set(archive.namelist())
     tops = {name.split("/", 1)[0] for name in names}
-    assert {"etl/handler.py", "etl/data/taxi_zone_lookup.csv", "etl/lake_access.py"} <= names
+    assert {"etl/handler.py", "etl/core/data/taxi_zone_lookup.csv", "etl/contract.py"} <= names
     assert any(name.startswith("etl/migrations/") and name.endswith(".sql") for name in names)
     assert {"polars", "psycopg", "boto3", "botocore"} <= tops
     assert not {"pyarrow", "pandas", "typer", "pytest", "moto", "pulumi", "numpy"} & tops
-    assert not {"etl/cli.py", "etl/demo.py", "etl/synthetic.py"} & names
+    assert (
+        not {"dataplatform/cli.py", "dataplatform/demo/run.py", "dataplatform/demo/synthetic.py"}
+        & names
+    )
     assert not any("/tests/" in name or name.endswith(".pyi") for name in names)
     models = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 3}
     assert models == {"s3", "sqs", "secretsmanager", "sts"}

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from dataplatform.demo.embedded import EmbeddedPostgres
 from etl import handler as handler_module
+from etl.core.errors import DataplatformError
 from etl.database import APPLICATION_NAME
-from etl.embedded import EmbeddedPostgres
-from etl.errors import DataplatformError
 from etl.handler import handler
 from tests.integration.conftest import (
     Platform,

@@ -15,12 +15,12 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.embedded import EmbeddedPostgres
+from dataplatform.cli import app
+from dataplatform.demo.embedded import EmbeddedPostgres
+from etl.core.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS, zones
+from etl.core.specs import DATASETS
 from etl.loader import ensure_partitions
-from etl.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS, zones
 from etl.migrate import Migration, MigrationError, load_migrations, migrate
-from etl.specs import DATASETS
 
 EXPECTED_MASTER = {
     "zones": zones().height,

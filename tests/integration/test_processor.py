@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from etl import handler as handler_module
+from etl.core.pipeline import process_file
+from etl.core.specs import YELLOW
 from etl.handler import Runtime, handler
-from etl.pipeline import process_file
-from etl.specs import YELLOW
 from tests.integration.conftest import SAMPLE_CSV, Platform, parquet_bytes, s3_event, yellow_rows
 from tests.tlc import green_trip
 

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dataplatform.demo.embedded import EmbeddedPostgres
+from dataplatform.rotation import generate_password
 from etl import handler as handler_module
 from etl.database import SecretsManagerCredentials
-from etl.embedded import EmbeddedPostgres
 from etl.handler import handler
 from etl.migrate import load_migrations
-from etl.rotation import generate_password
 from tests.integration.conftest import Platform, parquet_bytes, yellow_rows
 
 FEBRUARY, MARCH = datetime(2024, 2, 10, 8, 0), datetime(2024, 3, 10, 8, 0)

@@ -9,8 +9,8 @@ from urllib.parse import unquote
 from botocore.awsrequest import AWSResponse
 
 from etl import handler as handler_module
+from etl.contract import S3_ACCESS
 from etl.handler import handler
-from etl.lake_access import S3_ACCESS
 from tests.integration.conftest import Platform, parquet_bytes, s3_event, yellow_rows
 from tests.integration.test_faults import s3_error
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.synth import synth
+from dataplatform.synth import synth
 
 Manifest = dict[str, Any]
 

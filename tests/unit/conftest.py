@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
-from etl.pipeline import ProcessResult, process_file
-from etl.settings import EtlSettings
+from dataplatform.demo.samples import YELLOW_2020_07
+from etl.core.pipeline import ProcessResult, process_file
+from etl.core.settings import EtlSettings
 from tests.tlc import write_parquet
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 ProcessRows = Callable[..., ProcessResult]
 
@@ -18,7 +17,7 @@ ProcessRows = Callable[..., ProcessResult]
 @pytest.fixture
 def sample_csv() -> Path:
     """The real 266-row yellow sample of July 2020 (CSV era), shipped as a fixture."""
-    return FIXTURES / "yellow_tripdata_2020-07_sample_rides.csv"
+    return YELLOW_2020_07
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.bundle import Arch, BundleTarget, package_sources, plan_bundle, prune, write_zip
-from etl.errors import UsageError
+from dataplatform.bundle import Arch, BundleTarget, package_sources, plan_bundle, prune, write_zip
+from etl.core.errors import UsageError
 
 ROOT = Path(__file__).parents[2]
 REQUIREMENTS = ("polars==2.1.0", "psycopg==3.3.9")
@@ -52,10 +52,10 @@ def test_key_changes_when_a_source_changes(tmp_path: Path) -> None:
 def test_local_only_modules_stay_out() -> None:
     # The CLI, the builder and the demo's services never reach Lambda; data and SQL do.
     names = {name for name, _ in package_sources(ROOT)}
-    assert "etl/cli.py" not in names
-    assert "etl/bundle.py" not in names
-    assert "etl/synthetic.py" not in names
-    assert {"etl/pipeline.py", "etl/data/taxi_zone_lookup.csv"} <= names
+    assert "dataplatform/cli.py" not in names
+    assert "dataplatform/bundle.py" not in names
+    assert "dataplatform/demo/synthetic.py" not in names
+    assert {"etl/core/pipeline.py", "etl/core/data/taxi_zone_lookup.csv"} <= names
 
 
 def test_prune_keeps_only_the_needed_botocore_models(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
+from dataplatform.cli import app
+from dataplatform.demo.samples import YELLOW_2020_07
 from tests.tlc import write_csv, write_parquet, yellow_trip
 
 runner = CliRunner()
@@ -80,9 +81,7 @@ def truncated_parquet(directory: Path) -> Path:
 
 
 def gzip_of_half_a_csv(directory: Path) -> Path:
-    text = (
-        Path(__file__).parent.parent / "fixtures" / "yellow_tripdata_2020-07_sample_rides.csv"
-    ).read_bytes()
+    text = YELLOW_2020_07.read_bytes()
     data = gzip.compress(text)
     target = directory / "yellow_tripdata_2020-07.csv.gz"
     target.write_bytes(data[: len(data) // 2])

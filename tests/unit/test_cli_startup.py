@@ -10,7 +10,9 @@ HEAVY = ("boto3", "botocore", "pulumi", "pulumi_aws", "psycopg", "moto", "pgserv
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
     # Commands import what they need inside their bodies; the module itself must not.
-    code = f"import sys, etl.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = (
+        f"import sys, dataplatform.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.pipeline import process_file
-from etl.sources import InputFormat, name_hints, sniff_format
+from etl.core.naming import name_hints
+from etl.core.pipeline import process_file
+from etl.core.sources import InputFormat, sniff_format
 from tests.tlc import write_csv, yellow_trip
 
 HEADER = ",".join(yellow_trip())

@@ -9,9 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl.pipeline import process_file
-from etl.specs import GREEN, YELLOW
-from etl.transform import plan_schema
+from etl.core.pipeline import process_file
+from etl.core.specs import GREEN, YELLOW
+from etl.core.transform import plan_schema
 from tests.tlc import YELLOW_2024_SCHEMA, green_trip, write_csv, write_parquet, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 

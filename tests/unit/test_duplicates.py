@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import polars as pl
 
-from etl import transform
-from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, raw
-from etl.specs import YELLOW
-from etl.transform import REJECT_CODE
+from etl.core import transform
+from etl.core.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, raw
+from etl.core.specs import YELLOW
+from etl.core.transform import REJECT_CODE
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from etl.core.naming import Month
 from etl.lake import output_keys, quarantine_keys
-from etl.pipeline import Month
 
 
 def test_outputs_are_partitioned_by_dataset_year_and_month() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from etl import master_data, migrate
+from etl import migrate
+from etl.core import master_data
 from etl.migrate import fingerprint, load_migrations
 
 MIGRATIONS = Path(migrate.__file__).parent / "migrations"

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl.master_data import zone_ids
-from etl.pipeline import process_file
-from etl.specs import YELLOW
+from etl.core.master_data import zone_ids
+from etl.core.pipeline import process_file
+from etl.core.specs import YELLOW
 from tests.tlc import write_csv, write_parquet, yellow_trip
 
 MONTH_START = datetime(2024, 1, 1)

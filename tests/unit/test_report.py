@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from etl.errors import UsageError
-from etl.settings import EtlSettings
+from etl.core.errors import UsageError
+from etl.core.settings import EtlSettings
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows
 

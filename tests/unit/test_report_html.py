@@ -6,8 +6,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from etl.pipeline import process_file, write_outputs
-from etl.report_html import render_html
+from dataplatform.local_sink import write_outputs
+from etl.core.pipeline import process_file
+from etl.core.report_html import render_html
 from tests.tlc import write_parquet, yellow_trip
 
 

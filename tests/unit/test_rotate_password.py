@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.errors import UsageError
-from etl.rotation import FORBIDDEN, generate_password
+from dataplatform.cli import app
+from dataplatform.rotation import FORBIDDEN, generate_password
+from etl.core.errors import UsageError
 
 runner = CliRunner()
 

@@ -8,10 +8,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl.rules import NotInZones, RuleContext, is_not_finite, is_one_of
-from etl.settings import EtlSettings
-from etl.specs import ZONE_COLUMNS
-from etl.transform import derive
+from etl.core.rules import NotInZones, RuleContext, is_not_finite, is_one_of
+from etl.core.settings import EtlSettings
+from etl.core.specs import ZONE_COLUMNS
+from etl.core.transform import derive
 from tests.tlc import green_trip, yellow_trip
 from tests.unit.conftest import ProcessRows, reasons_of
 

@@ -7,9 +7,9 @@ import csv
 from datetime import datetime
 from pathlib import Path
 
-from etl.master_data import zone_ids
-from etl.pipeline import process_file
-from etl.settings import EtlSettings
+from etl.core.master_data import zone_ids
+from etl.core.pipeline import process_file
+from etl.core.settings import EtlSettings
 
 
 def expected_reasons(path: Path, settings: EtlSettings) -> dict[int, str]:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.pipeline import CLEAN_WRITE_CHUNK_ROWS, Month, process_file, write_outputs
-from etl.synthetic import yellow_month
+from dataplatform.demo.synthetic import yellow_month
+from dataplatform.local_sink import write_outputs
+from etl.core.naming import Month
+from etl.core.pipeline import CLEAN_WRITE_CHUNK_ROWS, process_file
 
 
 def test_a_file_larger_than_a_write_chunk_is_written_whole_and_in_order(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """`dataplatform synth`: what `pulumi up -s <stack>` would create, without AWS, CLI or network.
 
-It runs the real `__main__.py` under Pulumi's mocks runtime (`components.mocks`) with the stack's
+It runs the real `__main__.py` under Pulumi's mocks runtime (`dataplatform.mocks`) with the stack's
 config as the engine would assemble it (`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`)
 and prints every registered resource: its type, logical name, parent, dependencies and inputs,
 sorted, with every secret replaced by `[secret]`. Secure config values (and `dbPassword`, which
@@ -9,7 +9,7 @@ processor bundle by a tiny fixed placeholder zip, flagged in the output. Mocked 
 bucket's random suffix are derived from names, so two runs print the same bytes: CI can diff a
 PR's infrastructure even where no credentials exist (fork PRs).
 
-Run it as `dataplatform synth --stack dev` or `python -m components.synth --stack dev`.
+Run it as `dataplatform synth --stack dev` or `python -m dataplatform.synth --stack dev`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Any, Literal
 # PyYAML comes with pulumi (a runtime dependency of both); stack files are YAML.
 import yaml
 
-from components.mocks import ProgramRun, RecordedResource, is_secret, run_program
 from components.settings import BUNDLE_KEY
-from etl.errors import UsageError
+from dataplatform.mocks import ProgramRun, RecordedResource, is_secret, run_program
+from etl.core.errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REDACTED = "[secret]"
@@ -270,8 +270,8 @@ def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_RO
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m components.synth --stack dev [--format mermaid]`."""
-    parser = argparse.ArgumentParser(prog="python -m components.synth", description=__doc__)
+    """`python -m dataplatform.synth --stack dev [--format mermaid]`."""
+    parser = argparse.ArgumentParser(prog="python -m dataplatform.synth", description=__doc__)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--format", choices=["json", "mermaid"], default="json")
     options = parser.parse_args(argv)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import re
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,12 +18,11 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.errors import UnprocessableInput
-from etl.rules import MALFORMED_LINE, ROW_INDEX, raw
+from etl.core.errors import UnprocessableInput, first_line
+from etl.core.rules import MALFORMED_LINE, ROW_INDEX, raw
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
-_TLC_NAME = re.compile(r"^(?P<prefix>[a-z]+_tripdata)_(?P<year>\d{4})-(?P<month>\d{2})(?!\d)")
 
 
 class InputFormat(StrEnum):
@@ -33,14 +31,6 @@ class InputFormat(StrEnum):
     PARQUET = "parquet"
     CSV = "csv"
     CSV_GZ = "csv.gz"
-
-
-@dataclass(frozen=True)
-class NameHints:
-    """What a TLC file name says: `yellow_tripdata_2024-01.parquet` -> yellow_tripdata, 2024-01."""
-
-    file_prefix: str | None
-    month: str | None
 
 
 @dataclass(frozen=True)
@@ -59,15 +49,6 @@ class RawInput:
     def schema(self) -> pl.Schema:
         """The input's own schema: column names as in the file, types as read."""
         return pl.Schema({name: self.frame.schema[raw(name)] for name in self.columns})
-
-
-def name_hints(name: str) -> NameHints:
-    """Dataset prefix and month from a TLC file name; None where the name does not say."""
-    match = _TLC_NAME.match(Path(name).name)
-    if match is None:
-        return NameHints(None, None)
-    month = f"{match['year']}-{match['month']}"
-    return NameHints(match["prefix"], month if 1 <= int(match["month"]) <= 12 else None)
 
 
 def sniff_format(head: bytes) -> InputFormat:
@@ -105,7 +86,7 @@ def _read_parquet(path: Path) -> RawInput:
     except (pl.exceptions.PolarsError, OSError) as error:
         raise UnprocessableInput(
             "unreadable",
-            f"not a readable Parquet file (truncated or corrupt): {_first_line(error)}",
+            f"not a readable Parquet file (truncated or corrupt): {first_line(error)}",
         ) from error
     columns = tuple(frame.columns)
     frame = (
@@ -124,7 +105,7 @@ def _read_csv(source: Path | io.BytesIO, input_format: InputFormat) -> RawInput:
     try:
         lines = pl.read_lines(source).get_column("line")
     except pl.exceptions.PolarsError as error:
-        raise UnprocessableInput("unreadable", f"not a text table: {_first_line(error)}") from error
+        raise UnprocessableInput("unreadable", f"not a text table: {first_line(error)}") from error
     non_blank = lines.str.strip_chars().str.len_bytes() > 0
     if not non_blank.any():
         raise UnprocessableInput("empty_file", "no header line: the file holds only blank lines")
@@ -176,7 +157,3 @@ def _split_header(line: str) -> tuple[str, ...]:
 
 def _split_quoted(line: str) -> list[str]:
     return next(csv.reader([line]))
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

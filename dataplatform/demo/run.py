@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,23 +29,23 @@ import boto3
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from dataplatform.demo.embedded import aws_environment, moto_server, postgres
+from dataplatform.demo.samples import YELLOW_2020_07
+from dataplatform.demo.synthetic import yellow_month
 from etl import handler as processor
+from etl.contract import RAW_PREFIX
+from etl.core.errors import DataplatformError
+from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
 from etl.database import DbCredentials
-from etl.embedded import aws_environment, moto_server, postgres
-from etl.errors import DataplatformError
 from etl.events import sqs_record
 from etl.handler import CONNECTION_ENV
 from etl.lake import output_keys
-from etl.lake_access import RAW_PREFIX
-from etl.pipeline import Month, output_stem, resolve_dataset, resolve_month
-from etl.synthetic import yellow_month
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 GENERATED_MONTH = Month(2024, 1)
-SAMPLE = "yellow_tripdata_2020-07_sample_rides.csv"
 BATCH_SIZE = 10
 """Messages per invocation, as the event source mapping is configured."""
 DRAIN_TIMEOUT_SECONDS = 300.0
@@ -275,8 +275,8 @@ def _inputs(rows: int, report: Progress) -> Iterator[list[Path]]:
         month = folder / f"yellow_tripdata_{GENERATED_MONTH}.parquet"
         yellow_month(GENERATED_MONTH, rows).write_parquet(month)
         report("generating a month of trips", 1, 1)
-        sample = folder / SAMPLE
-        sample.write_bytes(resources.files("etl.data.samples").joinpath(SAMPLE).read_bytes())
+        sample = folder / YELLOW_2020_07.name
+        shutil.copyfile(YELLOW_2020_07, sample)
         corrupt = folder / "yellow_tripdata_2024-02.parquet"
         data = month.read_bytes()
         corrupt.write_bytes(data[: len(data) // 2])

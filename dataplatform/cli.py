@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 import typer
 from typer.core import TyperGroup
 
-from etl.errors import DataplatformError, UnprocessableInput, UsageError
-from etl.pipeline import Month, process_file, quarantine, write_outputs
-from etl.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
-from etl.specs import DATASETS
+from dataplatform.local_sink import quarantine, write_outputs
+from dataplatform.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
+from etl.core.errors import DataplatformError, UnprocessableInput, UsageError
+from etl.core.naming import Month
+from etl.core.pipeline import process_file
+from etl.core.specs import DATASETS
 
 
 class _Commands(TyperGroup):
@@ -159,7 +161,7 @@ def synth(
     diffed between commits.
     """
     # Imported here so the ETL commands do not pay for loading Pulumi.
-    from components.synth import synth as synthesise
+    from dataplatform.synth import synth as synthesise
 
     typer.echo(synthesise(stack, output_format), nl=False)
 
@@ -194,7 +196,7 @@ def bundle(
     cache, and the handler's import time when the target matches this machine. Fails above
     Lambda's 262,144,000-byte unzipped limit.
     """
-    from etl.bundle import Arch, BundleTarget, build_bundle
+    from dataplatform.bundle import Arch, BundleTarget, build_bundle
 
     target = BundleTarget(python_version=python_version, arch=Arch(arch))
     project_root = Path(__file__).resolve().parent.parent
@@ -304,8 +306,8 @@ def demo(
     rejected per file, the quarantined file and why, the top reject reasons, rows in PostgreSQL per
     month, throughput. Needs nothing installed but uv; stops everything it started.
     """
-    from etl.demo import DemoOptions, run_demo
-    from etl.demo_view import DemoProgress, print_summary
+    from dataplatform.demo.run import DemoOptions, run_demo
+    from dataplatform.demo.view import DemoProgress, print_summary
 
     options = DemoOptions(rows=rows, s3_endpoint=s3_endpoint, database_url=database_url, out=out)
     with DemoProgress() as progress:
@@ -340,7 +342,7 @@ def backfill(
     """
     import boto3
 
-    from etl.backfill import backfill as enqueue
+    from dataplatform.backfill import backfill as enqueue
 
     result = enqueue(boto3.client("s3"), boto3.client("sqs"), bucket, prefix, queue_url)
     typer.echo(

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
-from etl.errors import DataplatformError, UsageError
-from etl.lake_access import RAW_PREFIX
+from etl.contract import RAW_PREFIX
+from etl.core.errors import DataplatformError, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,11 +8,11 @@ from typing import Any
 
 import polars as pl
 
-from etl.rules import RuleContext
-from etl.settings import EtlSettings
-from etl.sources import RawInput
-from etl.specs import COORDINATE_COLUMNS, ZONE_COLUMNS, DatasetSpec
-from etl.transform import REJECT_CODE, SchemaPlan
+from etl.core.rules import RuleContext
+from etl.core.settings import EtlSettings
+from etl.core.sources import RawInput
+from etl.core.specs import COORDINATE_COLUMNS, ZONE_COLUMNS, DatasetSpec
+from etl.core.transform import REJECT_CODE, SchemaPlan
 
 
 def build_report(

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import polars as pl
 
-from etl.settings import EtlSettings
+from etl.core.settings import EtlSettings
 
 RAW_PREFIX = "raw:"
 """Columns as read from the input carry this prefix inside the pipeline, so that a canonical column

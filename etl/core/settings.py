@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from etl.errors import UsageError
+from etl.core.errors import UsageError
 
 # Refunds and corrections legitimately carry negative amounts: TLC's data dictionary codes them as
 # 3 (no charge), 4 (dispute) and 6 (voided trip). Any other payment type with a negative amount is

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from etl.demo import DemoResult
+from dataplatform.demo.run import DemoResult
 
 
 class DemoProgress:

@@ -14,7 +14,7 @@ import shutil
 import string
 import subprocess
 
-from etl.errors import DataplatformError, UsageError
+from etl.core.errors import DataplatformError, UsageError
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128

@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from etl.pipeline import Month
+from etl.core.naming import Month
 
 POPULAR_ZONES = np.array(
     [161, 237, 236, 162, 230, 186, 142, 170, 163, 239, 48, 68, 79, 234, 132, 138]

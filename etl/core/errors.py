@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+QUARANTINE_ERROR_SUFFIX = ".error.json"
+"""The error document written beside a quarantined input: `<name>.error.json`."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line of text (its type's name if it has none): enough for one log or
+    report field, without a multi-line driver message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
 
 class DataplatformError(Exception):
     """An error a user can act on. The message is one line that says what to do next."""
@@ -27,3 +40,14 @@ class UnprocessableInput(DataplatformError):
         """Stable machine-readable cause, e.g. `missing_column`."""
         self.reason = reason
         """One line for people, naming the cause (for a missing column, the column)."""
+
+    def quarantine_document(self, source: str, **details: Any) -> dict[str, Any]:
+        """The `.error.json` written beside the quarantined copy of `source`: why it was
+        quarantined and when, plus `details` (where it came from)."""
+        return {
+            "source": source,
+            "code": self.code,
+            "reason": self.reason,
+            "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **details,
+        }

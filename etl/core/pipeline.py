@@ -5,27 +5,23 @@ results are written differs (`write_outputs` here, S3 in the handler).
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from etl import transform
-from etl.errors import UnprocessableInput, UsageError
-from etl.master_data import zone_ids
-from etl.report import build_report
-from etl.report_html import render_html
-from etl.rules import RuleContext
-from etl.settings import EtlSettings
-from etl.sources import name_hints, read_input
-from etl.specs import DATASETS, ColumnType, DatasetSpec
+from etl.core import transform
+from etl.core.master_data import zone_ids
+from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
+from etl.core.report import build_report
+from etl.core.rules import RuleContext
+from etl.core.settings import EtlSettings
+from etl.core.sources import read_input
+from etl.core.specs import ColumnType, DatasetSpec
 
 ROW_GROUP_ROWS = 262_144
 """Rows per Parquet row group of the clean output: a month of 3M trips in a dozen groups, each
@@ -36,36 +32,6 @@ CLEAN_WRITE_CHUNK_ROWS = 50_000
 the slow stage and Polars filters chunks far ahead of it; half its default chunk size keeps about
 75 MB fewer filtered copies alive on a 2M-row month, and the fresh pages they no longer need
 made the write ~15 ms faster."""
-
-
-@dataclass(frozen=True)
-class Month:
-    """A calendar month, e.g. 2024-01."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> Month:
-        """Parse `YYYY-MM`; raise `UsageError` otherwise."""
-        try:
-            start = datetime.strptime(text, "%Y-%m")
-        except ValueError:
-            raise UsageError(f"month {text!r} is not YYYY-MM (for example 2024-01)") from None
-        return cls(start.year, start.month)
-
-    @property
-    def start(self) -> datetime:
-        """Midnight on the first day of the month (naive, New York local time like the data)."""
-        return datetime(self.year, self.month, 1)
-
-    @property
-    def end(self) -> datetime:
-        """Midnight on the first day of the next month."""
-        return datetime(self.year + self.month // 12, self.month % 12 + 1, 1)
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
 
 
 @dataclass
@@ -94,49 +60,6 @@ class ProcessResult:
     def clean(self) -> pl.DataFrame:
         """The clean rows, in the dataset's clean schema."""
         return self.clean_plan.collect()
-
-
-def output_stem(source_name: str) -> str:
-    """The base name of an input's outputs: its file name without suffixes
-    (`yellow_tripdata_2024-01.csv.gz` -> `yellow_tripdata_2024-01`)."""
-    return Path(source_name).name.split(".", 1)[0] or "input"
-
-
-def resolve_dataset(source_name: str, dataset: str | None) -> DatasetSpec:
-    """The dataset an input belongs to: the explicit option, else its TLC file name."""
-    if dataset is not None:
-        if dataset not in DATASETS:
-            raise UnprocessableInput("unknown_dataset", _unknown_dataset(dataset))
-        return DATASETS[dataset]
-    prefix = name_hints(source_name).file_prefix
-    for spec in DATASETS.values():
-        if spec.file_prefix == prefix:
-            return spec
-    if prefix is not None:
-        raise UnprocessableInput("unknown_dataset", _unknown_dataset(prefix.split("_")[0]))
-    raise UnprocessableInput(
-        "unknown_dataset",
-        f"cannot tell the dataset from the name {source_name!r}: name it like "
-        "yellow_tripdata_2024-01.parquet or pass --dataset",
-    )
-
-
-def _unknown_dataset(name: str) -> str:
-    return f"unknown dataset {name!r}: known datasets are {', '.join(DATASETS)}"
-
-
-def resolve_month(source_name: str, month: str | None) -> Month:
-    """The month an input covers: the explicit option, else its TLC file name."""
-    if month is not None:
-        return Month.parse(month)
-    hinted = name_hints(source_name).month
-    if hinted is None:
-        raise UnprocessableInput(
-            "unknown_month",
-            f"cannot tell the month from the name {source_name!r}: name it like "
-            "yellow_tripdata_2024-01.parquet or pass --month YYYY-MM",
-        )
-    return Month.parse(hinted)
 
 
 def process_file(
@@ -212,51 +135,3 @@ def process_file(
     if rejects.height != report["rows_rejected"]:
         raise AssertionError("row conservation broken: the rejects differ from rows_rejected")
     return ProcessResult(spec, period, stem, validated, report, rejects, timings)
-
-
-@dataclass(frozen=True)
-class OutputPaths:
-    """Where `write_outputs` put a result."""
-
-    clean: Path
-    rejects: Path
-    report: Path
-    report_html: Path
-
-
-def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
-    """Write clean/<stem>.parquet, rejects/<stem>.parquet, report.json and report.html."""
-    started = time.perf_counter()
-    paths = OutputPaths(
-        clean=out_dir / "clean" / f"{result.stem}.parquet",
-        rejects=out_dir / "rejects" / f"{result.stem}.parquet",
-        report=out_dir / "report.json",
-        report_html=out_dir / "report.html",
-    )
-    for path in (paths.clean, paths.rejects):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with pl.Config(streaming_chunk_size=CLEAN_WRITE_CHUNK_ROWS):
-        result.clean_plan.sink_parquet(paths.clean, row_group_size=ROW_GROUP_ROWS)
-    result.rejects.write_parquet(paths.rejects)
-    timings = {**result.timings_ms, "write": round((time.perf_counter() - started) * 1000, 1)}
-    timings["total"] = round(sum(timings.values()), 1)
-    report = {**result.report, "timings_ms": timings}
-    paths.report.write_text(json.dumps(report, indent=2) + "\n")
-    paths.report_html.write_text(render_html(report))
-    return paths
-
-
-def quarantine(path: Path, out_dir: Path, error: UnprocessableInput, source_name: str) -> Path:
-    """Copy the input byte for byte to quarantine/<name> with <name>.error.json beside it."""
-    target_dir = out_dir / "quarantine"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / source_name
-    shutil.copyfile(path, target)
-    details = {
-        "source": source_name,
-        "code": error.code,
-        "reason": error.reason,
-        "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (target_dir / f"{source_name}.error.json").write_text(json.dumps(details, indent=2) + "\n")
-    return target

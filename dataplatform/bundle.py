@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from etl.errors import DataplatformError, UsageError
+from etl.core.errors import DataplatformError, UsageError
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 """Lambda's limit on a function's unzipped code size, in bytes."""
@@ -43,13 +43,13 @@ BOTOCORE_SERVICES = ("s3", "sqs", "secretsmanager", "sts")
 
 LOCAL_ONLY = frozenset(
     {
-        "etl/cli.py",
-        "etl/bundle.py",
-        "etl/synthetic.py",
-        "etl/embedded.py",
-        "etl/demo.py",
-        "etl/demo_view.py",
-        "etl/backfill.py",
+        "dataplatform/cli.py",
+        "dataplatform/bundle.py",
+        "dataplatform/demo/synthetic.py",
+        "dataplatform/demo/embedded.py",
+        "dataplatform/demo/run.py",
+        "dataplatform/demo/view.py",
+        "dataplatform/backfill.py",
     }
 )
 """Modules of the package that only run on a laptop (CLI, builders, demo services)."""

@@ -20,7 +20,7 @@ svg text{font:12px system-ui,sans-serif;fill:#1d2430}.muted{color:#5b6472}
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The page for one processed input's report (as built by `etl.report.build_report`)."""
+    """The page for one processed input's report (as built by `etl.core.report.build_report`)."""
     title = f"{report['dataset']} {report['month']} · {report['source']}"
     rows_in, rows_rejected = report["rows_in"], report["rows_rejected"]
     rejected_share = rows_rejected / rows_in if rows_in else 0.0

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from etl.errors import DataplatformError
+from etl.core.errors import DataplatformError
 
 SUPERUSER = "postgres"
 MAINTENANCE_DATABASE = "postgres"

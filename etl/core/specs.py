@@ -13,8 +13,8 @@ from enum import StrEnum
 
 import polars as pl
 
-from etl import rules
-from etl.master_data import PAYMENT_TYPES, RATE_CODES, STORE_AND_FWD_FLAGS, TRIP_TYPES, VENDORS
+from etl.core import rules
+from etl.core.master_data import PAYMENT_TYPES, RATE_CODES, STORE_AND_FWD_FLAGS, TRIP_TYPES, VENDORS
 
 
 class ColumnType(StrEnum):
@@ -76,7 +76,7 @@ DERIVED_COLUMNS: dict[str, pl.DataType] = {
     "pickup_date": pl.Date(),
     "pickup_hour": pl.Int8(),
 }
-"""Columns the pipeline derives for every dataset (see `etl.transform.derive`)."""
+"""Columns the pipeline derives for every dataset (see `etl.core.transform.derive`)."""
 
 
 @dataclass(frozen=True)

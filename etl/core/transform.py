@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from etl.errors import UnprocessableInput
-from etl.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, RuleContext, is_one_of, raw
-from etl.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
+from etl.core.errors import UnprocessableInput
+from etl.core.rules import MALFORMED_LINE, ROW_INDEX, DuplicateRow, RuleContext, is_one_of, raw
+from etl.core.specs import DERIVED_COLUMNS, ColumnSpec, ColumnType, DatasetSpec
 
 REJECT_REASON = "reject_reason"
 REJECT_CODE = "reject_code"
