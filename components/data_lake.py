@@ -10,29 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
 from components.settings import LakeSettings
-
-
-class Zone(StrEnum):
-    """The lake's zones; each is a top-level prefix of the bucket."""
-
-    RAW = "raw"
-    PROCESSED = "processed"
-    REJECTS = "rejects"
-    REPORTS = "reports"
-    QUARANTINE = "quarantine"
-
-    @property
-    def prefix(self) -> str:
-        """The zone's key prefix, e.g. `raw/`."""
-        return f"{self.value}/"
-
+from etl.contract import Zone
 
 ARTIFACTS_PREFIX = "artifacts/"
 """Where deployment artifacts (the processor bundle) live, outside every data zone."""

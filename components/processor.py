@@ -21,13 +21,18 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.data_lake import ARTIFACTS_PREFIX, Zone
+from components.data_lake import ARTIFACTS_PREFIX
 from components.settings import ProcessorSettings
-from etl.contract import S3_ACCESS
+from etl.contract import (
+    DB_SECRET_ARN_ENV,
+    HANDLER,
+    LOG_LEVEL_ENV,
+    RUNTIME,
+    S3_ACCESS,
+    Zone,
+    migrate_event,
+)
 
-RUNTIME = "python3.13"
-HANDLER = "etl.handler.handler"
-MIGRATE_EVENT = {"action": "migrate"}
 # AWS recommends a queue visibility timeout of at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
@@ -212,7 +217,7 @@ class ProcessorArgs:
     lake_key_arn: pulumi.Input[str]
     """The lake's KMS key (objects are read and written through it)."""
     secret_arn: pulumi.Input[str]
-    """The database connection secret; its ARN is the function's `DB_SECRET_ARN`."""
+    """The database connection secret; its ARN is the function's `DB_SECRET_ARN_ENV`."""
     secret_key_arn: pulumi.Input[str]
     """The KMS key encrypting that secret."""
     subnet_ids: Sequence[pulumi.Input[str]]
@@ -387,8 +392,8 @@ class Processor(pulumi.ComponentResource):
             },
             environment={
                 "variables": {
-                    "DB_SECRET_ARN": args.secret_arn,
-                    "LOG_LEVEL": settings.log_level.value,
+                    DB_SECRET_ARN_ENV: args.secret_arn,
+                    LOG_LEVEL_ENV: settings.log_level.value,
                 }
             },
             logging_config={
@@ -422,7 +427,7 @@ class Processor(pulumi.ComponentResource):
         aws.lambda_.Invocation(
             f"{name}-migrate",
             function_name=function.name,
-            input=json.dumps(MIGRATE_EVENT, sort_keys=True),
+            input=json.dumps(migrate_event(), sort_keys=True),
             triggers={
                 "migrations": migrations_digest(read_migrations(args.migrations_dir)),
                 # Every migrate run also upserts the master data (zones, codes): a change to

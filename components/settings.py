@@ -23,14 +23,21 @@ from typing import Literal, TypeVar
 
 import pulumi
 
-from etl.core.errors import UsageError
+from etl.contract import (
+    DEFAULT_ARCHITECTURE,
+    PASSWORD_CONFIG_KEY,
+    PASSWORD_FORBIDDEN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    Architecture,
+)
 
 
-class SettingsError(UsageError, pulumi.RunError):
+class SettingsError(pulumi.RunError):
     """One or more config values are invalid.
 
-    A `pulumi.RunError` so that `pulumi up` prints the message without a traceback, and a project
-    `UsageError` so that `dataplatform synth` prints it as one line with exit code 2.
+    A `pulumi.RunError` so that `pulumi up` prints the message without a traceback;
+    `dataplatform synth` prints it as one line with exit code 2.
     """
 
 
@@ -39,13 +46,6 @@ class Environment(StrEnum):
 
     DEV = "dev"
     PROD = "prod"
-
-
-class Architecture(StrEnum):
-    """The Lambda instruction set; the bundle's wheels must match it."""
-
-    ARM64 = "arm64"
-    X86_64 = "x86_64"
 
 
 class PostgresMajorVersion(StrEnum):
@@ -95,7 +95,7 @@ class ConfigKey:
     secret: bool = False
 
 
-PASSWORD_KEY = "dbPassword"  # noqa: S105 - the key's name, not a password
+PASSWORD_KEY = PASSWORD_CONFIG_KEY
 BUNDLE_KEY = "processorBundlePath"
 
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
@@ -124,7 +124,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dbName", "string", "dataplatform"),
     ConfigKey("dbUsername", "string", "dataplatform"),
     ConfigKey(PASSWORD_KEY, "string", None, secret=True),
-    ConfigKey("processorArchitecture", "string", "arm64"),
+    ConfigKey("processorArchitecture", "string", DEFAULT_ARCHITECTURE.value),
     ConfigKey("processorMemoryMb", "integer", 2048),
     ConfigKey("processorTimeoutSeconds", "integer", 300),
     ConfigKey("processorReservedConcurrency", "integer", 2),
@@ -140,8 +140,6 @@ LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922}
     | {3288, 3653}
 )
-# RDS refuses these in a master password; the rest of printable ASCII is accepted.
-PASSWORD_FORBIDDEN = frozenset('/@" ')
 
 
 @dataclass(frozen=True)
@@ -519,8 +517,12 @@ def _check_password(read: _Reader, plaintext: str | None) -> None:
     if plaintext is None or plaintext == "":
         read.fail(PASSWORD_KEY, "is not set")
         return
-    if not 8 <= len(plaintext) <= 128:
-        read.fail(PASSWORD_KEY, f"must be 8 to 128 characters long, got {len(plaintext)}")
+    if not PASSWORD_MIN_LENGTH <= len(plaintext) <= PASSWORD_MAX_LENGTH:
+        read.fail(
+            PASSWORD_KEY,
+            f"must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long, "
+            f"got {len(plaintext)}",
+        )
     if any(not " " <= char <= "~" for char in plaintext):
         read.fail(PASSWORD_KEY, "must contain printable ASCII characters only")
     refused = sorted(PASSWORD_FORBIDDEN.intersection(plaintext))

@@ -24,9 +24,9 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 
+from etl.contract import DEFAULT_ARCHITECTURE, PYTHON_VERSION, Architecture
 from etl.core.errors import DataplatformError, UsageError
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
@@ -63,20 +63,13 @@ LAMBDA_TASK_ROOT = "/var/task"
 """Where Lambda unpacks the bundle."""
 
 
-class Arch(StrEnum):
-    """Lambda's instruction set architectures."""
-
-    X86_64 = "x86_64"
-    ARM64 = "arm64"
-
-
 @dataclass(frozen=True)
 class BundleTarget:
     """The Lambda runtime the bundle is built for."""
 
-    python_version: str = "3.13"
+    python_version: str = PYTHON_VERSION
     """Python of the Lambda runtime (python3.13 by default), as X.Y."""
-    arch: Arch = Arch.ARM64
+    arch: Architecture = DEFAULT_ARCHITECTURE
     """Architecture of the function (arm64 by default: Graviton, cheaper per GB-second)."""
 
     def __post_init__(self) -> None:
@@ -87,7 +80,7 @@ class BundleTarget:
     @property
     def platform(self) -> str:
         """uv's `--python-platform` for the runtime (Amazon Linux 2023: glibc 2.34)."""
-        machine = "aarch64" if self.arch is Arch.ARM64 else "x86_64"
+        machine = "aarch64" if self.arch is Architecture.ARM64 else "x86_64"
         return f"{machine}-manylinux_2_34"
 
     def matches_this_machine(self) -> bool:
@@ -96,7 +89,8 @@ class BundleTarget:
         machine = os.uname().machine
         return (
             here == self.python_version
-            and {"x86_64": Arch.X86_64, "aarch64": Arch.ARM64}.get(machine) is self.arch
+            and {"x86_64": Architecture.X86_64, "aarch64": Architecture.ARM64}.get(machine)
+            is self.arch
         )
 
 

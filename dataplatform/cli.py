@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from dataplatform.local_sink import quarantine, write_outputs
 from dataplatform.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
+from etl.contract import DEFAULT_ARCHITECTURE, PYTHON_VERSION, Architecture
 from etl.core.errors import DataplatformError, UnprocessableInput, UsageError
 from etl.core.naming import Month
 from etl.core.pipeline import process_file
@@ -60,12 +61,6 @@ def _check_month(value: str | None) -> str | None:
             Month.parse(value)
         except UsageError as error:
             raise typer.BadParameter(str(error)) from None
-    return value
-
-
-def _check_arch(value: str) -> str:
-    if value not in ("x86_64", "arm64"):
-        raise typer.BadParameter(f"{value!r} is not x86_64 or arm64")
     return value
 
 
@@ -180,10 +175,8 @@ def bundle(
     ] = Path("build/lambda"),
     python_version: Annotated[
         str, typer.Option(help="Python of the Lambda runtime, X.Y.")
-    ] = "3.13",
-    arch: Annotated[
-        str, typer.Option(help="Lambda architecture: x86_64 or arm64.", callback=_check_arch)
-    ] = "arm64",
+    ] = PYTHON_VERSION,
+    arch: Annotated[Architecture, typer.Option(help="Lambda architecture.")] = DEFAULT_ARCHITECTURE,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Rebuild from scratch instead of reusing a build.")
     ] = False,
@@ -196,9 +189,9 @@ def bundle(
     cache, and the handler's import time when the target matches this machine. Fails above
     Lambda's 262,144,000-byte unzipped limit.
     """
-    from dataplatform.bundle import Arch, BundleTarget, build_bundle
+    from dataplatform.bundle import BundleTarget, build_bundle
 
-    target = BundleTarget(python_version=python_version, arch=Arch(arch))
+    target = BundleTarget(python_version=python_version, arch=arch)
     project_root = Path(__file__).resolve().parent.parent
     result = build_bundle(project_root, out, target, use_cache=not no_cache)
     typer.echo(result.as_json())

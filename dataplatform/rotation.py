@@ -14,15 +14,21 @@ import shutil
 import string
 import subprocess
 
+from etl.contract import (
+    PASSWORD_CONFIG_KEY,
+    PASSWORD_FORBIDDEN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+)
 from etl.core.errors import DataplatformError, UsageError
 
-MIN_LENGTH = 8
-MAX_LENGTH = 128
+MIN_LENGTH = PASSWORD_MIN_LENGTH
+MAX_LENGTH = PASSWORD_MAX_LENGTH
 DEFAULT_LENGTH = 40
-CONFIG_KEY = "dbPassword"
+CONFIG_KEY = PASSWORD_CONFIG_KEY
 
-# RDS master passwords: printable ASCII except '/', '@', '"' and space (RDS CreateDBInstance).
-FORBIDDEN = frozenset('/@" ')
+# RDS master passwords: printable ASCII except what the contract forbids (RDS CreateDBInstance).
+FORBIDDEN = PASSWORD_FORBIDDEN
 ALPHABET = "".join(
     sorted(c for c in string.printable if c not in FORBIDDEN and c not in string.whitespace)
 )

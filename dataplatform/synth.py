@@ -29,7 +29,7 @@ from typing import Any, Literal
 # PyYAML comes with pulumi (a runtime dependency of both); stack files are YAML.
 import yaml
 
-from components.settings import BUNDLE_KEY
+from components.settings import BUNDLE_KEY, SettingsError
 from dataplatform.mocks import ProgramRun, RecordedResource, is_secret, run_program
 from etl.core.errors import UsageError
 
@@ -257,13 +257,16 @@ def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_RO
     """Run the program of `root` for `stack` under mocks and render it in `output_format`."""
     config = load_stack_config(root, stack)
     with _bundle_for(config, root) as (usable, bundle):
-        run = run_program(
-            root / "__main__.py",
-            project=usable.project,
-            stack=stack,
-            config=usable.values,
-            secret_keys=usable.secret_keys,
-        )
+        try:
+            run = run_program(
+                root / "__main__.py",
+                project=usable.project,
+                stack=stack,
+                config=usable.values,
+                secret_keys=usable.secret_keys,
+            )
+        except SettingsError as error:
+            raise SynthError(str(error)) from None
     if output_format == "mermaid":
         return render_mermaid(run, stack=stack, bundle=bundle)
     return render_json(manifest(run, project=config.project, stack=stack, bundle=bundle))

@@ -1,27 +1,97 @@
-"""The lake's zone prefixes and the S3 actions the processor needs in each.
+"""What the infrastructure and the processor must agree on, stated once.
 
-One table shared by the processor (`etl.lake`) and by the IAM policy the infrastructure gives it
-(`components.processor`), so that what the code does and what the role allows cannot drift apart.
-No imports: the Pulumi program reads it without loading the ETL.
+The Pulumi program (`components/`) builds the function, its role and its settings from these
+values; the processor (`etl/`) reads its environment, lake and database through the same names.
+Changing one here changes both sides, so they cannot drift apart. The standard library only: the
+infrastructure imports this module without loading the ETL.
 """
 
 from __future__ import annotations
 
-RAW_PREFIX = "raw/"
-PROCESSED_PREFIX = "processed/"
-REJECTS_PREFIX = "rejects/"
-REPORTS_PREFIX = "reports/"
-QUARANTINE_PREFIX = "quarantine/"
+from enum import StrEnum
+from typing import Final
 
-S3_ACCESS: dict[str, tuple[str, ...]] = {
+# --- The lake's zones and what the processor may do in each ---------------------------------------
+
+
+class Zone(StrEnum):
+    """The lake's zones; each is a top-level prefix of the bucket."""
+
+    RAW = "raw"
+    PROCESSED = "processed"
+    REJECTS = "rejects"
+    REPORTS = "reports"
+    QUARANTINE = "quarantine"
+
+    @property
+    def prefix(self) -> str:
+        """The zone's key prefix, e.g. `raw/`."""
+        return f"{self.value}/"
+
+
+RAW_PREFIX: Final = Zone.RAW.prefix
+PROCESSED_PREFIX: Final = Zone.PROCESSED.prefix
+REJECTS_PREFIX: Final = Zone.REJECTS.prefix
+REPORTS_PREFIX: Final = Zone.REPORTS.prefix
+QUARANTINE_PREFIX: Final = Zone.QUARANTINE.prefix
+
+S3_ACCESS: Final[dict[str, tuple[str, ...]]] = {
     RAW_PREFIX: ("s3:GetObject", "s3:GetObjectVersion"),
     PROCESSED_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
     REJECTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
     REPORTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
     QUARANTINE_PREFIX: ("s3:PutObject",),
 }
-"""The S3 actions the processor uses, per key prefix of the lake bucket: what its IAM policy must
+"""The S3 actions the processor uses, per zone prefix of the lake bucket: what its IAM policy must
 allow (GetObjectVersion because it reads the version an event names; DeleteObject to remove a
 stale report first and partial outputs after a failed write). Without s3:ListBucket on the bucket
 a deleted raw object answers 403 rather than 404, and its event is retried instead of skipped:
 ListBucket is deliberately not granted (it would reveal every key of the lake)."""
+
+# --- The function: its runtime, entry point and environment ---------------------------------------
+
+PYTHON_VERSION: Final = "3.13"
+"""Python of the Lambda runtime, as X.Y: what the bundle is built for and the function runs."""
+RUNTIME: Final = f"python{PYTHON_VERSION}"
+"""Lambda's runtime identifier."""
+
+
+class Architecture(StrEnum):
+    """Lambda's instruction set architectures."""
+
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+
+DEFAULT_ARCHITECTURE: Final = Architecture.ARM64
+"""Graviton: cheaper per GB-second, and Polars is built for it."""
+
+HANDLER: Final = "etl.handler.handler"
+"""The function's entry point: module path and function name inside the bundle."""
+
+DB_SECRET_ARN_ENV: Final = "DB_SECRET_ARN"  # noqa: S105 - a variable's name, not a secret
+"""Environment variable naming the Secrets Manager secret that holds the database connection."""
+LOG_LEVEL_ENV: Final = "LOG_LEVEL"
+"""Environment variable holding the processor's log level (a Python logging level name)."""
+
+MIGRATE_ACTION: Final = "migrate"
+"""The `action` of the event that asks the function to migrate the database."""
+
+
+def migrate_event() -> dict[str, str]:
+    """The event the deployment invokes the function with to run the migrations."""
+    return {"action": MIGRATE_ACTION}
+
+
+# --- The database -------------------------------------------------------------------------------
+
+DATABASE_SCHEMA: Final = "taxi"
+"""The PostgreSQL schema holding the processor's tables."""
+
+PASSWORD_CONFIG_KEY: Final = "dbPassword"  # noqa: S105 - the key's name, not a password
+"""The stack config key of the database master password (an encrypted secret)."""
+PASSWORD_MIN_LENGTH: Final = 8
+PASSWORD_MAX_LENGTH: Final = 128
+PASSWORD_FORBIDDEN: Final = frozenset('/@" ')
+"""Characters RDS refuses in a master password; the rest of printable ASCII is accepted
+(RDS CreateDBInstance, MasterUserPassword)."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from etl.contract import MIGRATE_ACTION
 from etl.core.errors import DataplatformError
 
-MIGRATE_ACTION = "migrate"
 TEST_EVENT = "s3:TestEvent"
 
 

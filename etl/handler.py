@@ -30,7 +30,7 @@ import boto3
 from botocore.config import Config
 
 from etl import logs
-from etl.contract import RAW_PREFIX
+from etl.contract import DB_SECRET_ARN_ENV, RAW_PREFIX
 from etl.core.errors import DataplatformError, UnprocessableInput, first_line
 from etl.core.pipeline import process_file
 from etl.core.settings import EtlSettings
@@ -51,9 +51,6 @@ from etl.migrate import migrate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-CONNECTION_ENV = "DB_SECRET_ARN"
-"""The environment variable naming the Secrets Manager secret with the connection."""
 
 # botocore retries throttling and 5xx itself (standard mode, exponential backoff with jitter);
 # what still fails after that is a transient failure of the message.
@@ -97,11 +94,11 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         """Build the clients from the environment (see the module docstring)."""
-        secret_id = os.environ.get(CONNECTION_ENV)
+        secret_id = os.environ.get(DB_SECRET_ARN_ENV)
         if not secret_id:
             raise ConfigurationError(
-                f"{CONNECTION_ENV} is not set: point it at the Secrets Manager secret holding the "
-                "database connection (JSON with host, port, username, password, dbname)"
+                f"{DB_SECRET_ARN_ENV} is not set: point it at the Secrets Manager secret holding "
+                "the database connection (JSON with host, port, username, password, dbname)"
             )
         session = boto3.session.Session()
         s3 = session.client("s3", config=_AWS_CONFIG)

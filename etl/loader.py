@@ -20,10 +20,10 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from etl.contract import DATABASE_SCHEMA
 from etl.core.specs import DatasetSpec
 from etl.events import sequencer_order
 
-SCHEMA = "taxi"
 TRIPS = "trips"
 PARTITION_LOCK_KEY = 0x7461_7869_7061_7274  # "taxipart": serialises partition creation
 COPY_BATCH_ROWS = 20_000
@@ -69,8 +69,8 @@ def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[date]) -> 
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
                 ).format(
-                    sql.Identifier(SCHEMA, partition_name(month)),
-                    sql.Identifier(SCHEMA, TRIPS),
+                    sql.Identifier(DATABASE_SCHEMA, partition_name(month)),
+                    sql.Identifier(DATABASE_SCHEMA, TRIPS),
                     sql.Literal(datetime(month.year, month.month, 1)),
                     sql.Literal(datetime(upper.year, upper.month, 1)),
                 )
@@ -87,7 +87,7 @@ def _missing_partitions(conn: psycopg.Connection[Any], months: Sequence[date]) -
     rows = conn.execute(
         "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relname = ANY(%s)",
-        [SCHEMA, names],
+        [DATABASE_SCHEMA, names],
     ).fetchall()
     present = {row[0] for row in rows}
     return [month for month, name in zip(months, names, strict=True) if name not in present]
@@ -153,7 +153,8 @@ def copy_frame(conn: psycopg.Connection[Any], frame: pl.DataFrame) -> None:
     Nulls are empty fields, empty strings are quoted (""), as COPY's CSV format expects.
     """
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(SCHEMA, TRIPS), sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+        sql.Identifier(DATABASE_SCHEMA, TRIPS),
+        sql.SQL(", ").join(map(sql.Identifier, frame.columns)),
     )
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
         for batch in frame.iter_slices(COPY_BATCH_ROWS):

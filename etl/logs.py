@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from etl.contract import LOG_LEVEL_ENV
+
 LOGGER_NAME = "dataplatform"
 _CONFIGURED = "_dataplatform_json"
 
@@ -59,6 +61,6 @@ def configure(level: str | None = None) -> logging.Logger:
         logger.addHandler(handler)
         # The Lambda runtime puts its own handler on the root logger; do not print twice.
         logger.propagate = False
-    chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
     logger.setLevel(chosen if chosen in logging.getLevelNamesMapping() else "INFO")
     return logger

@@ -19,11 +19,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from etl.contract import DATABASE_SCHEMA
 from etl.core.errors import DataplatformError, first_line
 from etl.core.master_data import PAYMENT_TYPES, RATE_CODES, TRIP_TYPES, VENDORS, zones
 
-SCHEMA = "taxi"
-_HISTORY = sql.Identifier(SCHEMA, "schema_migrations")
+_HISTORY = sql.Identifier(DATABASE_SCHEMA, "schema_migrations")
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 # pg_advisory_lock key shared by every migrate run (any constant 64-bit number works).
@@ -125,7 +125,9 @@ def migrate(
     conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
     try:
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(DATABASE_SCHEMA))
+            )
             conn.execute(
                 sql.SQL(
                     """CREATE TABLE IF NOT EXISTS {} (
@@ -215,7 +217,7 @@ def upsert_master_data(conn: psycopg.Connection[Any]) -> dict[str, int]:
     with conn.cursor() as cursor:
         for table, columns in _MASTER_TABLES.items():
             key, *values = columns
-            target = sql.Identifier(SCHEMA, table)
+            target = sql.Identifier(DATABASE_SCHEMA, table)
             current = sql.SQL(", ").join(sql.Identifier(table, value) for value in values)
             incoming = sql.SQL(", ").join(sql.Identifier("excluded", value) for value in values)
             cursor.executemany(
@@ -237,7 +239,7 @@ def upsert_master_data(conn: psycopg.Connection[Any]) -> dict[str, int]:
         counts: dict[str, int] = {}
         for table in _MASTER_TABLES:
             count = cursor.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(DATABASE_SCHEMA, table))
             ).fetchone()
             counts[table] = int(count[0]) if count else 0
     return counts

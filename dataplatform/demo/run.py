@@ -33,12 +33,11 @@ from dataplatform.demo.embedded import aws_environment, moto_server, postgres
 from dataplatform.demo.samples import YELLOW_2020_07
 from dataplatform.demo.synthetic import yellow_month
 from etl import handler as processor
-from etl.contract import RAW_PREFIX
+from etl.contract import DB_SECRET_ARN_ENV, RAW_PREFIX
 from etl.core.errors import DataplatformError
 from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
 from etl.database import DbCredentials
 from etl.events import sqs_record
-from etl.handler import CONNECTION_ENV
 from etl.lake import output_keys
 
 if TYPE_CHECKING:
@@ -252,8 +251,8 @@ def _empty_and_delete(s3: S3Client, bucket: str) -> None:
 def _processor_environment(secret_arn: str) -> Iterator[None]:
     """The function's environment, and a fresh container: the handler keeps its clients and
     connection between invocations, as Lambda does, and closes them at the end."""
-    saved = os.environ.get(CONNECTION_ENV)
-    os.environ[CONNECTION_ENV] = secret_arn
+    saved = os.environ.get(DB_SECRET_ARN_ENV)
+    os.environ[DB_SECRET_ARN_ENV] = secret_arn
     try:
         yield
     finally:
@@ -261,9 +260,9 @@ def _processor_environment(secret_arn: str) -> Iterator[None]:
             processor._runtime.close()
             processor._runtime = None
         if saved is None:
-            os.environ.pop(CONNECTION_ENV, None)
+            os.environ.pop(DB_SECRET_ARN_ENV, None)
         else:
-            os.environ[CONNECTION_ENV] = saved
+            os.environ[DB_SECRET_ARN_ENV] = saved
 
 
 @contextmanager

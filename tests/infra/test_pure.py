@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.data_lake import Zone, lifecycle_rules, tls_only_policy
+from components.data_lake import lifecycle_rules, tls_only_policy
 from components.database import connection_secret, parameters
 from components.network import _zone, private_subnet_cidrs
 from components.processor import (
@@ -24,7 +24,7 @@ from components.processor import (
     redrive_policy,
 )
 from components.settings import ArchiveStorageClass, LakeSettings
-from etl.contract import S3_ACCESS
+from etl.contract import S3_ACCESS, Zone
 
 BUCKET = "arn:aws:s3:::lake"
 ARNS = {

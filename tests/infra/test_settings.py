@@ -10,12 +10,12 @@ import yaml
 from components.settings import (
     CONFIG_KEYS,
     PASSWORD_KEY,
-    Architecture,
     Environment,
     Settings,
     SettingsError,
     parse_settings,
 )
+from etl.contract import Architecture
 from tests.infra.support import ROOT, STACKS, TEST_PASSWORD, write_bundle
 
 PROJECT_CONFIG = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]

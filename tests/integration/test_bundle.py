@@ -14,17 +14,17 @@ from dataplatform import bundle as bundle_module
 from dataplatform.bundle import (
     LAMBDA_UNZIPPED_LIMIT,
     SIZE_BUDGET,
-    Arch,
     BundleError,
     BundleResult,
     BundleTarget,
     build_bundle,
 )
+from etl.contract import Architecture
 
 ROOT = Path(__file__).parents[2]
 LOCAL = BundleTarget(
     python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
-    arch=Arch.ARM64 if os.uname().machine == "aarch64" else Arch.X86_64,
+    arch=Architecture.ARM64 if os.uname().machine == "aarch64" else Architecture.X86_64,
 )
 
 

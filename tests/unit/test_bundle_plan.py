@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dataplatform.bundle import Arch, BundleTarget, package_sources, plan_bundle, prune, write_zip
+from dataplatform.bundle import BundleTarget, package_sources, plan_bundle, prune, write_zip
+from etl.contract import Architecture
 from etl.core.errors import UsageError
 
 ROOT = Path(__file__).parents[2]
@@ -34,7 +35,7 @@ def test_key_changes_with_the_target_and_the_requirements() -> None:
     # The cache key covers the target and the lock: either change means a rebuild.
     base = plan_bundle(ROOT, BundleTarget(), REQUIREMENTS).key
     assert plan_bundle(ROOT, BundleTarget(), REQUIREMENTS).key == base
-    assert plan_bundle(ROOT, BundleTarget(arch=Arch.X86_64), REQUIREMENTS).key != base
+    assert plan_bundle(ROOT, BundleTarget(arch=Architecture.X86_64), REQUIREMENTS).key != base
     assert plan_bundle(ROOT, BundleTarget(python_version="3.12"), REQUIREMENTS).key != base
     assert plan_bundle(ROOT, BundleTarget(), ("polars==2.0.0",)).key != base
 
@@ -90,5 +91,5 @@ def test_bad_python_version_is_refused(version: str) -> None:
 
 def test_platform_tags() -> None:
     # Wheels for Amazon Linux 2023 (glibc 2.34), per architecture.
-    assert BundleTarget(arch=Arch.ARM64).platform == "aarch64-manylinux_2_34"
-    assert BundleTarget(arch=Arch.X86_64).platform == "x86_64-manylinux_2_34"
+    assert BundleTarget(arch=Architecture.ARM64).platform == "aarch64-manylinux_2_34"
+    assert BundleTarget(arch=Architecture.X86_64).platform == "x86_64-manylinux_2_34"
