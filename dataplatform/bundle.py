@@ -41,21 +41,8 @@ LAMBDA_GROUP = "lambda"
 BOTOCORE_SERVICES = ("s3", "sqs", "secretsmanager", "sts")
 """botocore service models kept: the services the processor calls (sts for credentials)."""
 
-LOCAL_ONLY = frozenset(
-    {
-        "dataplatform/cli.py",
-        "dataplatform/bundle.py",
-        "dataplatform/demo/synthetic.py",
-        "dataplatform/demo/embedded.py",
-        "dataplatform/demo/run.py",
-        "dataplatform/demo/view.py",
-        "dataplatform/backfill.py",
-    }
-)
-"""Modules of the package that only run on a laptop (CLI, builders, demo services)."""
-LOCAL_ONLY_DIRECTORIES = ("etl/data/samples/",)
-"""Package data only the demo reads."""
-SOURCE_SUFFIXES = frozenset({".py", ".csv", ".sql"})
+PACKAGE = "etl"
+"""The package that is the Lambda asset, bundled whole: every file under it but caches."""
 PRUNED_DIRECTORIES = frozenset({"__pycache__", "tests", "test"})
 PRUNED_SUFFIXES = frozenset({".pyc", ".pyi"})
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -146,19 +133,13 @@ class BundleError(DataplatformError):
 
 
 def package_sources(root: Path) -> list[tuple[str, Path]]:
-    """The package files that go into the zip: (path in the zip, file), sorted."""
-    files = []
-    for path in sorted((root / "etl").rglob("*")):
-        name = path.relative_to(root).as_posix()
-        if (
-            path.is_file()
-            and path.suffix in SOURCE_SUFFIXES
-            and name not in LOCAL_ONLY
-            and not name.startswith(LOCAL_ONLY_DIRECTORIES)
-            and "__pycache__" not in path.parts
-        ):
-            files.append((name, path))
-    return files
+    """The package's files, which all go into the zip: (path in the zip, file), sorted. Only
+    this machine's bytecode caches stay out (the build compiles its own for the target)."""
+    return [
+        (path.relative_to(root).as_posix(), path)
+        for path in sorted((root / PACKAGE).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in PRUNED_SUFFIXES
+    ]
 
 
 def locked_requirements(root: Path) -> tuple[str, ...]:

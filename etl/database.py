@@ -128,21 +128,6 @@ class SecretsManagerCredentials:
         return self._cached
 
 
-class StaticCredentials:
-    """Fixed credentials (a database URL given on the command line, or a test)."""
-
-    def __init__(self, credentials: DbCredentials) -> None:
-        self._credentials = credentials
-
-    def get(self) -> DbCredentials:
-        """The credentials."""
-        return self._credentials
-
-    def refresh(self) -> DbCredentials:
-        """The same credentials: there is nowhere to re-read them from."""
-        return self._credentials
-
-
 def is_auth_failure(error: psycopg.OperationalError) -> bool:
     """Whether a failed connection was refused for its credentials (wrong password, unknown
     role), as opposed to the server being down or unreachable."""

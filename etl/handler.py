@@ -244,21 +244,17 @@ class Runtime:
                 rows_rejected = int(result.report["rows_rejected"])
                 record_load(
                     conn,
-                    LoadRecord(
-                        source_key=obj.key,
-                        bucket=obj.bucket,
-                        status="loaded",
-                        started_at=started_at,
-                        finished_at=datetime.now(UTC),
-                        version_id=downloaded.version_id,
-                        etag=downloaded.etag,
-                        sequencer=obj.sequencer,
+                    _load_record(
+                        obj,
+                        downloaded,
+                        "loaded",
+                        started_at,
+                        timings,
                         dataset=result.spec.name,
                         month=result.month.start.date(),
                         rows_in=rows_in,
                         rows_clean=rows_clean,
                         rows_rejected=rows_rejected,
-                        timings_ms=timings,
                     ),
                 )
         return Outcome(
@@ -302,24 +298,43 @@ class Runtime:
             # Rows of an earlier, good version of the key stay: a bad upload does not erase data.
             record_load(
                 conn,
-                LoadRecord(
-                    source_key=obj.key,
-                    bucket=obj.bucket,
-                    status="quarantined",
-                    started_at=started_at,
-                    finished_at=datetime.now(UTC),
-                    version_id=downloaded.version_id,
-                    etag=downloaded.etag,
-                    sequencer=obj.sequencer,
+                _load_record(
+                    obj,
+                    downloaded,
+                    "quarantined",
+                    started_at,
+                    timings,
                     error_code=error.code,
                     error=error.reason,
-                    timings_ms=timings,
                 ),
             )
         return Outcome(
             "quarantined" if written else "already_quarantined",
             {"code": error.code, "reason": error.reason, "timings_ms": timings},
         )
+
+
+def _load_record(
+    obj: SourceObject,
+    downloaded: Downloaded,
+    status: str,
+    started_at: datetime,
+    timings: dict[str, float],
+    **outcome: Any,
+) -> LoadRecord:
+    """The object's `taxi.loads` row: which version it was, and `outcome` (counts or error)."""
+    return LoadRecord(
+        source_key=obj.key,
+        bucket=obj.bucket,
+        status=status,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        version_id=downloaded.version_id,
+        etag=downloaded.etag,
+        sequencer=obj.sequencer,
+        timings_ms=timings,
+        **outcome,
+    )
 
 
 def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:
@@ -344,6 +359,15 @@ def runtime() -> Runtime:
     if _runtime is None:
         _runtime = Runtime.from_environment()
     return _runtime
+
+
+def reset_runtime() -> None:
+    """Close and forget the container's runtime, so that the next invocation builds it again
+    from the environment (as a new Lambda container would)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+        _runtime = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

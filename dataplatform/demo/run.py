@@ -256,9 +256,7 @@ def _processor_environment(secret_arn: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if processor._runtime is not None:
-            processor._runtime.close()
-            processor._runtime = None
+        processor.reset_runtime()
         if saved is None:
             os.environ.pop(DB_SECRET_ARN_ENV, None)
         else:

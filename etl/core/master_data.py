@@ -47,7 +47,7 @@ STORE_AND_FWD_FLAGS: tuple[str, ...] = ("Y", "N")
 
 def zone_lookup_bytes() -> bytes:
     """The shipped zone lookup CSV, byte for byte as TLC publishes it."""
-    return resources.files("etl.core.data").joinpath(ZONE_LOOKUP_FILE).read_bytes()
+    return (resources.files("etl.core") / "data" / ZONE_LOOKUP_FILE).read_bytes()
 
 
 @cache

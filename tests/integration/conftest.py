@@ -116,10 +116,9 @@ def _platform(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Platform
 @pytest.fixture
 def platform(pg: EmbeddedPostgres, aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     """A fresh platform, and a fresh processor container (module state) for the test."""
-    monkeypatch.setattr(handler_module, "_runtime", None)
+    handler_module.reset_runtime()
     yield _platform(pg, monkeypatch)
-    if handler_module._runtime is not None:
-        handler_module._runtime.close()
+    handler_module.reset_runtime()
 
 
 def yellow_rows(count: int, start: datetime = datetime(2024, 1, 10, 8, 0)) -> list[dict[str, Any]]:

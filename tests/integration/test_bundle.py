@@ -20,8 +20,13 @@ from dataplatform.bundle import (
     build_bundle,
 )
 from etl.contract import Architecture
+from tests.repo import tracked_files
 
 ROOT = Path(__file__).parents[2]
+PROJECT_TOPS = frozenset(
+    {"etl", "dataplatform", "components", "tests", "policy", "bootstrap", "__main__.py"}
+)
+"""The first path component of every file of the project that could end up in a zip."""
 LOCAL = BundleTarget(
     python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
     arch=Architecture.ARM64 if os.uname().machine == "aarch64" else Architecture.X86_64,
@@ -71,10 +76,10 @@ def test_bundle_holds_the_runtime_and_nothing_local(
     assert any(name.startswith("etl/migrations/") and name.endswith(".sql") for name in names)
     assert {"polars", "psycopg", "boto3", "botocore"} <= tops
     assert not {"pyarrow", "pandas", "typer", "pytest", "moto", "pulumi", "numpy"} & tops
-    assert (
-        not {"dataplatform/cli.py", "dataplatform/demo/run.py", "dataplatform/demo/synthetic.py"}
-        & names
-    )
+    project = {name for name in names if name.split("/", 1)[0] in PROJECT_TOPS}
+    sources = {name for name in project if "/__pycache__/" not in name}
+    assert sources == tracked_files("etl"), sources ^ tracked_files("etl")
+    assert all(name.startswith("etl/") for name in project), sorted(project)
     assert not any("/tests/" in name or name.endswith(".pyi") for name in names)
     models = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 3}
     assert models == {"s3", "sqs", "secretsmanager", "sts"}

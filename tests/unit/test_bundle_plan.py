@@ -10,6 +10,7 @@ import pytest
 from dataplatform.bundle import BundleTarget, package_sources, plan_bundle, prune, write_zip
 from etl.contract import Architecture
 from etl.core.errors import UsageError
+from tests.repo import tracked_files
 
 ROOT = Path(__file__).parents[2]
 REQUIREMENTS = ("polars==2.1.0", "psycopg==3.3.9")
@@ -50,13 +51,23 @@ def test_key_changes_when_a_source_changes(tmp_path: Path) -> None:
     assert plan_bundle(tmp_path, BundleTarget(), REQUIREMENTS).key != before
 
 
-def test_local_only_modules_stay_out() -> None:
-    # The CLI, the builder and the demo's services never reach Lambda; data and SQL do.
+def test_the_package_is_etl_whole_and_nothing_else() -> None:
+    # Every file the repository holds under etl/ ships, data and SQL included; nothing else does.
     names = {name for name, _ in package_sources(ROOT)}
-    assert "dataplatform/cli.py" not in names
-    assert "dataplatform/bundle.py" not in names
-    assert "dataplatform/demo/synthetic.py" not in names
-    assert {"etl/core/pipeline.py", "etl/core/data/taxi_zone_lookup.csv"} <= names
+    assert names == tracked_files("etl")
+
+
+def test_a_new_etl_file_ships_without_being_listed(tmp_path: Path) -> None:
+    # No allow-list or deny-list to keep: whatever lands under etl/ is bundled, caches aside.
+    for relative in ("etl/handler.py", "etl/new/module.py", "etl/new/table.json"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("\n")
+    (tmp_path / "etl/__pycache__").mkdir()
+    (tmp_path / "etl/__pycache__/handler.cpython-311.pyc").write_bytes(b"")
+    (tmp_path / "dataplatform").mkdir()
+    (tmp_path / "dataplatform/cli.py").write_text("\n")
+    names = [name for name, _ in package_sources(tmp_path)]
+    assert names == ["etl/handler.py", "etl/new/module.py", "etl/new/table.json"]
 
 
 def test_prune_keeps_only_the_needed_botocore_models(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ def test_missing_secret_arn_fails_every_invocation_with_the_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("DB_SECRET_ARN", raising=False)
-    monkeypatch.setattr(handler_module, "_runtime", None)
+    handler_module.reset_runtime()
 
     with pytest.raises(ConfigurationError, match="DB_SECRET_ARN is not set: point it at"):
         handler({"Records": []}, None)
