@@ -202,6 +202,39 @@ def redrive_allow_policy(source_queue_arn: str) -> str:
     )
 
 
+def _scaling_config(
+    reserved_concurrency: int,
+) -> aws.lambda_.EventSourceMappingScalingConfigArgsDict | None:
+    """Cap the queue's poller at the function's reserved concurrency, where SQS allows it.
+
+    The poller would otherwise scale past the reserved concurrency and have its invocations
+    throttled, burning receives; SQS accepts 2 or more here.
+    """
+    return {"maximum_concurrency": reserved_concurrency} if reserved_concurrency >= 2 else None
+
+
+def _alarm_actions(topic_arn: str | None) -> list[str]:
+    """What an alarm notifies on entering and leaving ALARM: the topic, or nothing."""
+    return [topic_arn] if topic_arn else []
+
+
+def _read_existing(paths: Sequence[Path]) -> dict[str, bytes]:
+    """The bytes of each of `paths` that is a file, by file name; absent ones are skipped."""
+    return {path.name: path.read_bytes() for path in paths if path.is_file()}
+
+
+@dataclass(frozen=True)
+class _Queues:
+    """The queues a processor step creates, for the steps that wire to them."""
+
+    queue: aws.sqs.Queue
+    """The queue S3 notifies and the function consumes."""
+    dead_letter: aws.sqs.Queue
+    """Where messages go after `max_receive_count` receives."""
+    send_policy: aws.sqs.QueuePolicy
+    """Lets the bucket send to the queue; S3 checks it when the notification is created."""
+
+
 @dataclass(frozen=True)
 class ProcessorArgs:
     """What the processor is built from: its settings and the resources it is wired to."""
@@ -261,15 +294,43 @@ class Processor(pulumi.ComponentResource):
         self, name: str, args: ProcessorArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Processor", name, None, opts)
+        function_name = f"{args.name_prefix}-processor"
+        digest = bundle_digest(args.settings.bundle_path.read_bytes())
+        queues = self._queues(name, args, function_name)
+        self._notification(name, args, queues)
+        bundle = self._bundle(name, args, digest)
+        log_group = self._log_group(name, args, function_name)
+        role, role_policy = self._role(name, args, function_name, queues.queue, log_group)
+        function = self._function(
+            name, args, function_name, digest, bundle, role, role_policy, log_group
+        )
+        self._trigger(name, args, queues.queue, function)
+        self._migrations(name, args, function)
+        self._alarms(name, args, function_name, queues.dead_letter, function)
+
+        self.function_name = function.name
+        self.function_arn = function.arn
+        self.queue_url = queues.queue.url
+        self.queue_arn = queues.queue.arn
+        self.dead_letter_queue_url = queues.dead_letter.url
+        self.role_arn = role.arn
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "queue_url": self.queue_url,
+                "queue_arn": self.queue_arn,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
+                "role_arn": self.role_arn,
+            }
+        )
+
+    def _queues(self, name: str, args: ProcessorArgs, function_name: str) -> _Queues:
+        """The queue S3 notifies, its dead-letter queue, and who may use each."""
         child = pulumi.ResourceOptions(parent=self)
-        settings = args.settings
-        prefix = args.name_prefix
-        function_name = f"{prefix}-processor"
-        digest = bundle_digest(settings.bundle_path.read_bytes())
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
-
         dead_letter_queue = aws.sqs.Queue(
             f"{name}-dlq",
             name=f"{function_name}-dlq",
@@ -283,10 +344,10 @@ class Processor(pulumi.ComponentResource):
         queue = aws.sqs.Queue(
             f"{name}-queue",
             name=function_name,
-            visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * settings.timeout_seconds,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * args.settings.timeout_seconds,
             message_retention_seconds=QUEUE_RETENTION_SECONDS,
             redrive_policy=dead_letter_queue.arn.apply(
-                lambda arn: redrive_policy(arn, settings.max_receive_count)
+                lambda arn: redrive_policy(arn, args.settings.max_receive_count)
             ),
             sqs_managed_sse_enabled=True,
             tags=args.tags,
@@ -308,40 +369,63 @@ class Processor(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # S3 checks that it may send to the queue when the notification is created.
+        return _Queues(queue=queue, dead_letter=dead_letter_queue, send_policy=send_policy)
+
+    def _notification(self, name: str, args: ProcessorArgs, queues: _Queues) -> None:
+        """raw/ ObjectCreated events to the queue."""
         aws.s3.BucketNotification(
             f"{name}-notification",
             bucket=args.bucket_name,
             queues=[
                 {
                     "id": "raw-objects",
-                    "queue_arn": queue.arn,
+                    "queue_arn": queues.queue.arn,
                     "events": ["s3:ObjectCreated:*"],
                     "filter_prefix": Zone.RAW.prefix,
                 }
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[send_policy]),
+            # S3 checks that it may send to the queue when the notification is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queues.send_policy]),
         )
 
-        bundle = aws.s3.BucketObjectv2(
+    def _bundle(
+        self, name: str, args: ProcessorArgs, digest: BundleDigest
+    ) -> aws.s3.BucketObjectv2:
+        """The code bundle in the lake, under its content-addressed key."""
+        return aws.s3.BucketObjectv2(
             f"{name}-bundle",
             bucket=args.bucket_name,
             key=bundle_key(digest),
-            source=pulumi.FileAsset(str(settings.bundle_path)),
+            source=pulumi.FileAsset(str(args.settings.bundle_path)),
             content_type="application/zip",
             server_side_encryption="aws:kms",
             kms_key_id=args.lake_key_arn,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        log_group = aws.cloudwatch.LogGroup(
+    def _log_group(
+        self, name: str, args: ProcessorArgs, function_name: str
+    ) -> aws.cloudwatch.LogGroup:
+        """The function's log group, created here so that it has a retention."""
+        return aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{function_name}",
             retention_in_days=args.log_retention_days,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _role(
+        self,
+        name: str,
+        args: ProcessorArgs,
+        function_name: str,
+        queue: aws.sqs.Queue,
+        log_group: aws.cloudwatch.LogGroup,
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The execution role and its one inline policy (see `processor_policy`)."""
+        child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=assume_role_policy(),
@@ -371,8 +455,22 @@ class Processor(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return role, role_policy
 
-        function = aws.lambda_.Function(
+    def _function(
+        self,
+        name: str,
+        args: ProcessorArgs,
+        function_name: str,
+        digest: BundleDigest,
+        bundle: aws.s3.BucketObjectv2,
+        role: aws.iam.Role,
+        role_policy: aws.iam.RolePolicy,
+        log_group: aws.cloudwatch.LogGroup,
+    ) -> aws.lambda_.Function:
+        """The Lambda function, in the VPC, running the bundle."""
+        settings = args.settings
+        return aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
             role=role.arn,
@@ -407,23 +505,23 @@ class Processor(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
+    def _trigger(
+        self, name: str, args: ProcessorArgs, queue: aws.sqs.Queue, function: aws.lambda_.Function
+    ) -> None:
+        """The queue's poller, reporting partial batch failures."""
         aws.lambda_.EventSourceMapping(
             f"{name}-trigger",
             event_source_arn=queue.arn,
             function_name=function.arn,
-            batch_size=settings.batch_size,
+            batch_size=args.settings.batch_size,
             function_response_types=["ReportBatchItemFailures"],
-            # The poller would otherwise scale past the reserved concurrency and have its
-            # invocations throttled, burning receives; SQS accepts 2 or more here.
-            scaling_config=(
-                {"maximum_concurrency": settings.reserved_concurrency}
-                if settings.reserved_concurrency >= 2
-                else None
-            ),
+            scaling_config=_scaling_config(args.settings.reserved_concurrency),
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _migrations(self, name: str, args: ProcessorArgs, function: aws.lambda_.Function) -> None:
+        """The deploy-time migrate invocation, re-run when its inputs change."""
         aws.lambda_.Invocation(
             f"{name}-migrate",
             function_name=function.name,
@@ -432,39 +530,60 @@ class Processor(pulumi.ComponentResource):
                 "migrations": migrations_digest(read_migrations(args.migrations_dir)),
                 # Every migrate run also upserts the master data (zones, codes): a change to
                 # its sources must reach the database too.
-                "masterData": migrations_digest(
-                    {p.name: p.read_bytes() for p in args.master_data_files if p.is_file()}
-                ),
+                "masterData": migrations_digest(_read_existing(args.master_data_files)),
                 "database": args.database_endpoint,
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.migrations_depend_on)),
         )
 
-        actions = [args.alarm_topic_arn] if args.alarm_topic_arn else []
-        aws.cloudwatch.MetricAlarm(
+    def _alarms(
+        self,
+        name: str,
+        args: ProcessorArgs,
+        function_name: str,
+        dead_letter_queue: aws.sqs.Queue,
+        function: aws.lambda_.Function,
+    ) -> None:
+        """An alarm on any message in the dead-letter queue and one on any function error."""
+        self._alarm(
             f"{name}-dlq-alarm",
-            alarm_description=f"Messages in {function_name}-dlq: files that failed every retry",
+            args,
+            description=f"Messages in {function_name}-dlq: files that failed every retry",
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": dead_letter_queue.name},
             statistic="Maximum",
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            tags=args.tags,
-            opts=child,
         )
-        aws.cloudwatch.MetricAlarm(
+        self._alarm(
             f"{name}-errors-alarm",
-            alarm_description=f"{function_name} raised errors (each one will be retried)",
+            args,
+            description=f"{function_name} raised errors (each one will be retried)",
             namespace="AWS/Lambda",
             metric_name="Errors",
             dimensions={"FunctionName": function.name},
             statistic="Sum",
+        )
+
+    def _alarm(
+        self,
+        resource_name: str,
+        args: ProcessorArgs,
+        *,
+        description: str,
+        namespace: str,
+        metric_name: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+        statistic: str,
+    ) -> None:
+        """An alarm that fires when the metric is above zero in any one period."""
+        actions = _alarm_actions(args.alarm_topic_arn)
+        aws.cloudwatch.MetricAlarm(
+            resource_name,
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dimensions,
+            statistic=statistic,
             period=ALARM_PERIOD_SECONDS,
             evaluation_periods=1,
             threshold=0,
@@ -473,22 +592,5 @@ class Processor(pulumi.ComponentResource):
             alarm_actions=actions,
             ok_actions=actions,
             tags=args.tags,
-            opts=child,
-        )
-
-        self.function_name = function.name
-        self.function_arn = function.arn
-        self.queue_url = queue.url
-        self.queue_arn = queue.arn
-        self.dead_letter_queue_url = dead_letter_queue.url
-        self.role_arn = role.arn
-        self.register_outputs(
-            {
-                "function_name": self.function_name,
-                "function_arn": self.function_arn,
-                "queue_url": self.queue_url,
-                "queue_arn": self.queue_arn,
-                "dead_letter_queue_url": self.dead_letter_queue_url,
-                "role_arn": self.role_arn,
-            }
+            opts=pulumi.ResourceOptions(parent=self),
         )
