@@ -64,6 +64,12 @@ def final_snapshot_identifier(identifier: str) -> str:
     return f"{identifier}-final"
 
 
+def _max_allocated_storage(allocated_gb: int, max_allocated_gb: int) -> int:
+    """Storage autoscaling's ceiling: equal to the allocated storage means none, which RDS
+    spells 0."""
+    return max_allocated_gb if max_allocated_gb > allocated_gb else 0
+
+
 def log_group_name(identifier: str, export: str) -> str:
     """The log group RDS exports `export` logs of instance `identifier` to."""
     return f"/aws/rds/instance/{identifier}/{export}"
@@ -89,11 +95,36 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        settings = args.settings
-        prefix = args.name_prefix
-        identifier = f"{prefix}-db"
+        identifier = f"{args.name_prefix}-db"
+        key = self._key(name, args)
+        security_group, subnet_group = self._network(name, args)
+        password = pulumi.Output.secret(args.settings.password)
+        instance = self._instance(
+            name, args, identifier, key, security_group, subnet_group, password
+        )
+        secret = self._secret(name, args, key, instance, password)
 
+        self.address = instance.address
+        self.port = instance.port
+        self.endpoint = instance.endpoint
+        self.secret_arn = secret.arn
+        self.kms_key_arn = key.arn
+        self.security_group_id = security_group.id
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "endpoint": self.endpoint,
+                "secret_arn": self.secret_arn,
+                "kms_key_arn": self.kms_key_arn,
+                "security_group_id": self.security_group_id,
+            }
+        )
+
+    def _key(self, name: str, args: DatabaseArgs) -> aws.kms.Key:
+        """The key for the storage, Performance Insights and the secret, with an alias."""
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
         key = aws.kms.Key(
             f"{name}-key",
             description=f"{prefix}: database storage, Performance Insights and secret",
@@ -105,7 +136,14 @@ class Database(pulumi.ComponentResource):
         aws.kms.Alias(
             f"{name}-key-alias", name=f"alias/{prefix}-database", target_key_id=key.id, opts=child
         )
+        return key
 
+    def _network(
+        self, name: str, args: DatabaseArgs
+    ) -> tuple[aws.ec2.SecurityGroup, aws.rds.SubnetGroup]:
+        """The security group with both ends of the processor's 5432 path, and the subnets."""
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
@@ -135,7 +173,6 @@ class Database(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
             subnet_ids=list(args.subnet_ids),
@@ -143,10 +180,25 @@ class Database(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        return security_group, subnet_group
+
+    def _instance(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        identifier: str,
+        key: aws.kms.Key,
+        security_group: aws.ec2.SecurityGroup,
+        subnet_group: aws.rds.SubnetGroup,
+        password: pulumi.Output[str],
+    ) -> aws.rds.Instance:
+        """The instance, its TLS-only parameter group and the log groups it exports to."""
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
         parameter_group = aws.rds.ParameterGroup(
             f"{name}-parameters",
             family=settings.postgres_version.parameter_group_family,
-            description=f"{prefix}: TLS required",
+            description=f"{args.name_prefix}: TLS required",
             parameters=parameters(),
             tags=args.tags,
             opts=child,
@@ -163,20 +215,15 @@ class Database(pulumi.ComponentResource):
             )
             for export in LOG_EXPORTS
         ]
-
-        password = pulumi.Output.secret(settings.password)
-        instance = aws.rds.Instance(
+        return aws.rds.Instance(
             f"{name}-instance",
             identifier=identifier,
             engine="postgres",
             engine_version=settings.postgres_version.value,
             instance_class=settings.instance_class,
             allocated_storage=settings.allocated_storage_gb,
-            # Equal to the allocated storage means no autoscaling, which RDS spells 0.
-            max_allocated_storage=(
-                settings.max_allocated_storage_gb
-                if settings.max_allocated_storage_gb > settings.allocated_storage_gb
-                else 0
+            max_allocated_storage=_max_allocated_storage(
+                settings.allocated_storage_gb, settings.max_allocated_storage_gb
             ),
             storage_type="gp3",
             storage_encrypted=True,
@@ -205,10 +252,21 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
         )
 
+    def _secret(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        key: aws.kms.Key,
+        instance: aws.rds.Instance,
+        password: pulumi.Output[str],
+    ) -> aws.secretsmanager.Secret:
+        """The connection secret, encrypted with the database's key, secret end to end."""
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
         secret = aws.secretsmanager.Secret(
             f"{name}-secret",
-            name_prefix=f"{prefix}/database-",
-            description=f"{prefix}: PostgreSQL connection for the processor",
+            name_prefix=f"{args.name_prefix}/database-",
+            description=f"{args.name_prefix}: PostgreSQL connection for the processor",
             kms_key_id=key.arn,
             tags=args.tags,
             opts=child,
@@ -228,20 +286,4 @@ class Database(pulumi.ComponentResource):
             secret_string=pulumi.Output.json_dumps(document).apply(pulumi.Output.secret),
             opts=child,
         )
-
-        self.address = instance.address
-        self.port = instance.port
-        self.endpoint = instance.endpoint
-        self.secret_arn = secret.arn
-        self.kms_key_arn = key.arn
-        self.security_group_id = security_group.id
-        self.register_outputs(
-            {
-                "address": self.address,
-                "port": self.port,
-                "endpoint": self.endpoint,
-                "secret_arn": self.secret_arn,
-                "kms_key_arn": self.kms_key_arn,
-                "security_group_id": self.security_group_id,
-            }
-        )
+        return secret
