@@ -50,6 +50,11 @@ def _zone(names: Sequence[str], index: int) -> str:
     return sorted(names)[index]
 
 
+def _service_name(region: str, service: str) -> str:
+    """The name of AWS service `service`'s VPC endpoint in `region`."""
+    return f"com.amazonaws.{region}.{service}"
+
+
 def _named(tags: Mapping[str, str], name: str) -> dict[str, str]:
     """`tags` plus a Name tag, which is what the AWS console lists VPC resources by."""
     return {**tags, "Name": name}
@@ -71,19 +76,38 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        prefix = args.name_prefix
         region = aws.get_region_output(opts=invoke).region
         zones = aws.get_availability_zones_output(state="available", opts=invoke).names
+        vpc = self._vpc(name, args)
+        subnets, route_table = self._subnets(name, args, vpc, zones)
+        s3_endpoint = self._s3_endpoint(name, args, vpc, route_table, region)
+        processor_sg, endpoint_sg = self._security_groups(name, args, vpc, s3_endpoint)
+        self._secretsmanager_endpoint(name, args, vpc, subnets, endpoint_sg, region)
 
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = [subnet.id for subnet in subnets]
+        self.processor_security_group_id = processor_sg.id
+        self.endpoint_security_group_id = endpoint_sg.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "processor_security_group_id": self.processor_security_group_id,
+                "endpoint_security_group_id": self.endpoint_security_group_id,
+            }
+        )
+
+    def _vpc(self, name: str, args: NetworkArgs) -> aws.ec2.Vpc:
+        """The VPC, with its default security group stripped of every rule."""
+        child = pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.vpc_cidr,
             # Both are required for the interface endpoint's private DNS name to resolve.
             enable_dns_support=True,
             enable_dns_hostnames=True,
-            tags=_named(args.tags, f"{prefix}-vpc"),
+            tags=_named(args.tags, f"{args.name_prefix}-vpc"),
             opts=child,
         )
         # Adopting the default security group without rules strips its allow-all rules, so
@@ -91,10 +115,17 @@ class Network(pulumi.ComponentResource):
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg",
             vpc_id=vpc.id,
-            tags=_named(args.tags, f"{prefix}-default-deny"),
+            tags=_named(args.tags, f"{args.name_prefix}-default-deny"),
             opts=child,
         )
+        return vpc
 
+    def _subnets(
+        self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, zones: pulumi.Output[list[str]]
+    ) -> tuple[list[aws.ec2.Subnet], aws.ec2.RouteTable]:
+        """One private subnet per zone and the route table they share (no internet route)."""
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
         subnets = [
             aws.ec2.Subnet(
                 f"{name}-private-{index}",
@@ -120,17 +151,33 @@ class Network(pulumi.ComponentResource):
                 route_table_id=route_table.id,
                 opts=child,
             )
+        return subnets, route_table
 
-        s3_endpoint = aws.ec2.VpcEndpoint(
+    def _s3_endpoint(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        route_table: aws.ec2.RouteTable,
+        region: pulumi.Output[str],
+    ) -> aws.ec2.VpcEndpoint:
+        """The S3 gateway endpoint on the private route table."""
+        return aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=vpc.id,
-            service_name=region.apply(lambda region: f"com.amazonaws.{region}.s3"),
+            service_name=region.apply(partial(_service_name, service="s3")),
             vpc_endpoint_type="Gateway",
             route_table_ids=[route_table.id],
-            tags=_named(args.tags, f"{prefix}-s3"),
-            opts=child,
+            tags=_named(args.tags, f"{args.name_prefix}-s3"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _security_groups(
+        self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, s3_endpoint: aws.ec2.VpcEndpoint
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        """The processor's and the interface endpoints' groups, and the 443 rules between them."""
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
         processor_sg = aws.ec2.SecurityGroup(
             f"{name}-processor-sg",
             vpc_id=vpc.id,
@@ -178,28 +225,26 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        return processor_sg, endpoint_sg
 
+    def _secretsmanager_endpoint(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        subnets: Sequence[aws.ec2.Subnet],
+        endpoint_sg: aws.ec2.SecurityGroup,
+        region: pulumi.Output[str],
+    ) -> None:
+        """The Secrets Manager interface endpoint, with private DNS, in every subnet."""
         aws.ec2.VpcEndpoint(
             f"{name}-secretsmanager-endpoint",
             vpc_id=vpc.id,
-            service_name=region.apply(lambda region: f"com.amazonaws.{region}.secretsmanager"),
+            service_name=region.apply(partial(_service_name, service="secretsmanager")),
             vpc_endpoint_type="Interface",
             private_dns_enabled=True,
             subnet_ids=[subnet.id for subnet in subnets],
             security_group_ids=[endpoint_sg.id],
-            tags=_named(args.tags, f"{prefix}-secretsmanager"),
-            opts=child,
-        )
-
-        self.vpc_id = vpc.id
-        self.private_subnet_ids = [subnet.id for subnet in subnets]
-        self.processor_security_group_id = processor_sg.id
-        self.endpoint_security_group_id = endpoint_sg.id
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "private_subnet_ids": self.private_subnet_ids,
-                "processor_security_group_id": self.processor_security_group_id,
-                "endpoint_security_group_id": self.endpoint_security_group_id,
-            }
+            tags=_named(args.tags, f"{args.name_prefix}-secretsmanager"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
