@@ -136,9 +136,27 @@ class DataLake(pulumi.ComponentResource):
         self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dataplatform:index:DataLake", name, None, opts)
+        key = self._key(name, args)
+        bucket = self._bucket(name, args)
+        ownership, public_access = self._access(name, bucket)
+        self._storage(name, args, bucket, key)
+        self._policy(name, bucket, ownership, public_access)
+
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.kms_key_arn = key.arn
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "kms_key_arn": self.kms_key_arn,
+            }
+        )
+
+    def _key(self, name: str, args: DataLakeArgs) -> aws.kms.Key:
+        """The key that encrypts every object, with an alias."""
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
-
         key = aws.kms.Key(
             f"{name}-key",
             description=f"{prefix}: data lake objects",
@@ -150,15 +168,26 @@ class DataLake(pulumi.ComponentResource):
         aws.kms.Alias(
             f"{name}-key-alias", name=f"alias/{prefix}-lake", target_key_id=key.id, opts=child
         )
+        return key
 
+    def _bucket(self, name: str, args: DataLakeArgs) -> aws.s3.Bucket:
+        """The bucket, under a random suffix that makes its name globally unique."""
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
         suffix = random.RandomId(f"{name}-suffix", byte_length=4, opts=child)
-        bucket = aws.s3.Bucket(
+        return aws.s3.Bucket(
             f"{name}-bucket",
             bucket=suffix.hex.apply(lambda hex_: _bucket_name(prefix, hex_)),
             force_destroy=args.settings.force_destroy,
             tags=args.tags,
             opts=child,
         )
+
+    def _access(
+        self, name: str, bucket: aws.s3.Bucket
+    ) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock]:
+        """No ACLs (the bucket owns every object) and no public access of any kind."""
+        child = pulumi.ResourceOptions(parent=self)
         ownership = aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
@@ -174,6 +203,13 @@ class DataLake(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
+        return ownership, public_access
+
+    def _storage(
+        self, name: str, args: DataLakeArgs, bucket: aws.s3.Bucket, key: aws.kms.Key
+    ) -> None:
+        """Versioning, default KMS encryption and the lifecycle rules."""
+        child = pulumi.ResourceOptions(parent=self)
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,
@@ -202,21 +238,19 @@ class DataLake(pulumi.ComponentResource):
             # Noncurrent-version rules only make sense once versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
+
+    def _policy(
+        self,
+        name: str,
+        bucket: aws.s3.Bucket,
+        ownership: aws.s3.BucketOwnershipControls,
+        public_access: aws.s3.BucketPublicAccessBlock,
+    ) -> None:
+        """The TLS-only bucket policy."""
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket.id,
             policy=bucket.arn.apply(tls_only_policy),
             # S3 rejects concurrent changes to a bucket's access settings; serialise them.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access, ownership]),
-        )
-
-        self.bucket_name = bucket.bucket
-        self.bucket_arn = bucket.arn
-        self.kms_key_arn = key.arn
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "bucket_arn": self.bucket_arn,
-                "kms_key_arn": self.kms_key_arn,
-            }
         )
