@@ -39,10 +39,12 @@ from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import Downloaded, Lake, ObjectGone, output_keys
 from etl.loader import (
     LoadRecord,
+    already_processed,
     already_quarantined,
     ensure_partitions,
     lock_object,
     pickup_months,
+    processing_version,
     record_load,
     replace_rows,
     superseded_by,
@@ -75,7 +77,7 @@ class Outcome:
     """What happened to one object: the fields of its log line."""
 
     status: str
-    """loaded, quarantined, already_quarantined, superseded, ignored or gone."""
+    """loaded, quarantined, already_loaded, already_quarantined, superseded, ignored or gone."""
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,9 +92,12 @@ class Runtime:
         self.lake = Lake(s3)
         self.database = database
         self.settings = settings or EtlSettings()
+        self.processing_version = processing_version(self.settings)
+        """What decides an object's outcome here (code and thresholds): a version of an object
+        already processed with it is not processed again."""
 
     @classmethod
-    def from_environment(cls) -> Runtime:
+    def from_environment(cls, settings: EtlSettings | None = None) -> Runtime:
         """Build the clients from the environment (see the module docstring)."""
         secret_id = os.environ.get(DB_SECRET_ARN_ENV)
         if not secret_id:
@@ -103,7 +108,8 @@ class Runtime:
         session = boto3.session.Session()
         s3 = session.client("s3", config=_AWS_CONFIG)
         secrets = session.client("secretsmanager", config=_AWS_CONFIG)
-        return cls(s3=s3, database=Database(SecretsManagerCredentials(secrets, secret_id)))
+        credentials = SecretsManagerCredentials(secrets, secret_id)
+        return cls(s3=s3, database=Database(credentials), settings=settings)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -191,6 +197,11 @@ class Runtime:
             return Outcome("ignored", {"reason": "folder placeholder"})
         if not obj.created:
             return Outcome("ignored", {"reason": f"event {obj.event_name}"})
+        # At-least-once delivery (and moto's two events for one multipart upload, and every
+        # backfill rerun) repeats events: a version this code already processed costs one query.
+        done = already_processed(self.database.connection(), obj, self.processing_version)
+        if done is not None:
+            return Outcome(f"already_{done}", {"version_id": obj.version_id, "etag": obj.etag})
         started_at = datetime.now(UTC)
         timings: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="dataplatform-") as scratch:
@@ -244,7 +255,7 @@ class Runtime:
                 rows_rejected = int(result.report["rows_rejected"])
                 record_load(
                     conn,
-                    _load_record(
+                    self._load_record(
                         obj,
                         downloaded,
                         "loaded",
@@ -298,7 +309,7 @@ class Runtime:
             # Rows of an earlier, good version of the key stay: a bad upload does not erase data.
             record_load(
                 conn,
-                _load_record(
+                self._load_record(
                     obj,
                     downloaded,
                     "quarantined",
@@ -313,28 +324,29 @@ class Runtime:
             {"code": error.code, "reason": error.reason, "timings_ms": timings},
         )
 
-
-def _load_record(
-    obj: SourceObject,
-    downloaded: Downloaded,
-    status: str,
-    started_at: datetime,
-    timings: dict[str, float],
-    **outcome: Any,
-) -> LoadRecord:
-    """The object's `taxi.loads` row: which version it was, and `outcome` (counts or error)."""
-    return LoadRecord(
-        source_key=obj.key,
-        bucket=obj.bucket,
-        status=status,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        version_id=downloaded.version_id,
-        etag=downloaded.etag,
-        sequencer=obj.sequencer,
-        timings_ms=timings,
-        **outcome,
-    )
+    def _load_record(
+        self,
+        obj: SourceObject,
+        downloaded: Downloaded,
+        status: str,
+        started_at: datetime,
+        timings: dict[str, float],
+        **outcome: Any,
+    ) -> LoadRecord:
+        """The object's `taxi.loads` row: which version it was, and `outcome` (counts or error)."""
+        return LoadRecord(
+            source_key=obj.key,
+            bucket=obj.bucket,
+            status=status,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            version_id=downloaded.version_id,
+            etag=downloaded.etag,
+            sequencer=obj.sequencer,
+            timings_ms=timings,
+            processing_version=self.processing_version,
+            **outcome,
+        )
 
 
 def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:

@@ -9,10 +9,12 @@ load in parallel), then `replace_rows` (delete the object's earlier rows, COPY t
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from importlib import resources
 from typing import Any
 
 import polars as pl
@@ -21,8 +23,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from etl.contract import DATABASE_SCHEMA
+from etl.core.settings import EtlSettings
 from etl.core.specs import DatasetSpec
-from etl.events import sequencer_order
+from etl.events import SourceObject, sequencer_order
 
 TRIPS = "trips"
 PARTITION_LOCK_KEY = 0x7461_7869_7061_7274  # "taxipart": serialises partition creation
@@ -184,6 +187,50 @@ class LoadRecord:
     rows_clean: int | None = None
     rows_rejected: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    processing_version: str | None = None
+    """What produced the outcome (`processing_version`): the ETL's code and thresholds."""
+
+
+def processing_version(settings: EtlSettings) -> str:
+    """A short hash of what decides an object's outcome: every file of the `etl` package (code,
+    master data, migrations) and the rule thresholds. Equal hashes give equal outputs for equal
+    input bytes."""
+    digest = hashlib.sha256(repr(settings).encode())
+    package = resources.files("etl")
+    pending = [package]
+    while pending:
+        folder = pending.pop()
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    pending.append(entry)
+            elif entry.name.endswith((".py", ".csv", ".sql")):
+                digest.update(f"{entry.name}\0".encode() + entry.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def already_processed(conn: psycopg.Connection[Any], obj: SourceObject, version: str) -> str | None:
+    """The recorded status (`loaded` or `quarantined`) when this very version of `obj` was
+    already processed by the same code and thresholds (`version`), else None.
+
+    The same version is the same version id; or, for events that carry none (moto's, backfill's),
+    the same sequencer or the same ETag: the same bytes of the same key.
+    """
+    row = conn.execute(
+        "SELECT status, version_id, etag, sequencer FROM taxi.loads"
+        " WHERE source_key = %s AND processing_version = %s",
+        [obj.key, version],
+    ).fetchone()
+    if row is None:
+        return None
+    status, version_id, etag, sequencer = row
+    if obj.version_id is not None:
+        same = obj.version_id == version_id
+    elif obj.sequencer is not None:
+        same = obj.sequencer == sequencer
+    else:
+        same = obj.etag is not None and obj.etag == etag
+    return str(status) if same else None
 
 
 def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
@@ -194,11 +241,12 @@ def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
         INSERT INTO taxi.loads (
             source_key, bucket, version_id, etag, sequencer, dataset, month, status,
             error_code, error, rows_in, rows_clean, rows_rejected, started_at, finished_at,
-            duration_ms, timings_ms
+            duration_ms, timings_ms, processing_version
         ) VALUES (
             %(source_key)s, %(bucket)s, %(version_id)s, %(etag)s, %(sequencer)s, %(dataset)s,
             %(month)s, %(status)s, %(error_code)s, %(error)s, %(rows_in)s, %(rows_clean)s,
-            %(rows_rejected)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, %(timings_ms)s
+            %(rows_rejected)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, %(timings_ms)s,
+            %(processing_version)s
         )
         ON CONFLICT (source_key) DO UPDATE SET
             bucket = EXCLUDED.bucket,
@@ -217,7 +265,8 @@ def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
             started_at = EXCLUDED.started_at,
             finished_at = EXCLUDED.finished_at,
             duration_ms = EXCLUDED.duration_ms,
-            timings_ms = EXCLUDED.timings_ms
+            timings_ms = EXCLUDED.timings_ms,
+            processing_version = EXCLUDED.processing_version
         """,
         {
             "source_key": record.source_key,
@@ -237,5 +286,6 @@ def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
             "finished_at": record.finished_at,
             "duration_ms": duration_ms,
             "timings_ms": Jsonb(record.timings_ms),
+            "processing_version": record.processing_version,
         },
     )
