@@ -158,7 +158,8 @@ def render_stack(
     return "\n".join(out)
 
 
-def _read(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
+    """The file's text, or None when it does not exist."""
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
@@ -177,16 +178,16 @@ def render(manifests: Path, stacks: Sequence[str] = STACKS) -> tuple[str, bool]:
     ]
     ok = True
     for stack in stacks:
-        head_text = _read(manifests / f"head-{stack}.json")
+        head_text = read_text(manifests / f"head-{stack}.json")
         ok = ok and head_text is not None
         parts.append(
             render_stack(
                 stack,
-                base_text=_read(manifests / f"base-{stack}.json"),
+                base_text=read_text(manifests / f"base-{stack}.json"),
                 head_text=head_text,
-                base_error=_read(manifests / f"base-{stack}.err"),
-                head_error=_read(manifests / f"head-{stack}.err")
-                or _read(manifests / "head-sync.err"),
+                base_error=read_text(manifests / f"base-{stack}.err"),
+                head_error=read_text(manifests / f"head-{stack}.err")
+                or read_text(manifests / "head-sync.err"),
             )
         )
     return "\n".join(parts), ok
