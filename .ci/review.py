@@ -452,8 +452,13 @@ def load_preview(stack: str, directory: Path, source: str = "preview") -> StackR
             message = str(error.get("prefix", "")) + str(error.get("message", ""))
             if error.get("severity") == "error" and not digest and message.strip():
                 errors.append(message.strip())
+    # `--expect-no-changes` exits non-zero when there are changes: for a drift check that is
+    # the finding, not a failure.
+    drift_found = source == "drift" and any(c.op not in UNCHANGED_OPS for c in changes)
     if exit_code is None:
         errors.append("The job stopped before the preview finished: see the run's log.")
+    elif exit_code != 0 and drift_found and not errors:
+        exit_code = 0
     elif exit_code != 0 and not errors and not any(v.level == "mandatory" for v in violations):
         stderr = _text(directory / "stderr.txt")
         errors.append(stderr or f"pulumi exited with status {exit_code}")
