@@ -43,7 +43,8 @@ MAX_LISTED = 60
 """Risky changes, violations and errors listed per section before "and N more"."""
 MAX_ERROR_CHARS = 3_000
 MAX_VALUE_CHARS = 2_000
-ARTIFACT = "preview-report"
+ARTIFACT = "review-report"
+"""The review job's artifact: the whole report and the raw preview output."""
 
 STATEFUL_TYPES = {
     "aws:s3/bucket:Bucket": "lake bucket",

@@ -148,7 +148,7 @@ def test_an_over_long_diff_is_cut_to_fit_with_a_note_and_the_whole_of_it_kept() 
     assert len(comment) <= review.COMMENT_LIMIT
     assert result.truncated
     notes = re.findall(
-        r"✂️ (\d+) more lines cut .* artifact `preview-report` of \[this run\]", comment
+        r"✂️ (\d+) more lines cut .* artifact `review-report` of \[this run\]", comment
     )
     assert len(notes) == 2  # each stack keeps a share of the room
     # Everything that matters survives the cut: the header, every stateful delete, the gate.

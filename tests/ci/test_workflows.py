@@ -18,14 +18,18 @@ from tests.ci.workflow_checks import (
     Workflow,
     action_of,
     all_steps,
+    bundle_builders,
     cancellable_updates,
     checkouts_persisting_credentials,
+    is_daily,
     job_write_scopes,
     jobs,
     load,
     pins,
+    runs_when_needs_failed,
     static_key_mentions,
     steps,
+    steps_skipped_after_failure,
     steps_using,
     template_injections,
     triggers,
@@ -70,8 +74,8 @@ def run_scripts(workflow_name: str) -> str:
     )
 
 
-def test_the_three_workflows_exist() -> None:
-    assert {"ci.yml", "preview.yml", "deploy.yml"} <= set(WORKFLOWS)
+def test_the_four_workflows_exist() -> None:
+    assert {"ci.yml", "preview.yml", "deploy.yml", "drift.yml"} <= set(WORKFLOWS)
 
 
 # --- triggers --------------------------------------------------------------------------------
@@ -83,8 +87,16 @@ def test_ci_runs_on_pull_requests_and_pushes_to_main() -> None:
     assert on["push"]["branches"] == ["main"]
 
 
-def test_preview_runs_on_pull_requests_only() -> None:
-    assert set(triggers(WORKFLOWS["preview.yml"])) == {"pull_request"}
+def test_preview_runs_on_pull_requests_only_and_again_when_labels_change() -> None:
+    on = triggers(WORKFLOWS["preview.yml"])
+    assert set(on) == {"pull_request"}
+    assert set(on["pull_request"]["types"]) == {
+        "opened",
+        "synchronize",
+        "reopened",
+        "labeled",
+        "unlabeled",
+    }
 
 
 def test_deploy_runs_on_pushes_to_main_only() -> None:
@@ -121,9 +133,14 @@ def test_only_the_pulumi_jobs_may_write_and_only_what_they_need() -> None:
         for job_id, scopes in job_write_scopes(workflow).items()
     }
     assert granted == {
-        ("preview.yml", "preview"): {"id-token", "pull-requests"},
+        # The jobs that hold AWS credentials write nothing on GitHub; the jobs that write on
+        # GitHub hold no AWS credentials.
+        ("preview.yml", "preview"): {"id-token"},
+        ("preview.yml", "review"): {"pull-requests"},
         ("deploy.yml", "dev"): {"id-token"},
         ("deploy.yml", "prod"): {"id-token"},
+        ("drift.yml", "check"): {"id-token"},
+        ("drift.yml", "report"): {"issues"},
     }
 
 
@@ -220,7 +237,9 @@ def test_the_pulumi_cli_version_matches_the_locked_sdk() -> None:
     lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
     sdk = next(package["version"] for package in lock["package"] if package["name"] == "pulumi")
     assert (ROOT / ".pulumi-version").read_text(encoding="utf-8").strip() == sdk
-    for _, inputs in [*pulumi_steps("preview.yml"), *pulumi_steps("deploy.yml")]:
+    every = [*pulumi_steps("preview.yml"), *pulumi_steps("deploy.yml"), *pulumi_steps("drift.yml")]
+    assert len(every) == 4
+    for _, inputs in every:
         assert inputs["pulumi-version-file"] == ".pulumi-version"
 
 
@@ -253,23 +272,94 @@ def test_ci_synthesises_both_stacks() -> None:
 
 # --- preview.yml -------------------------------------------------------------------------------
 
+PREVIEW_SCRIPT = (ROOT / ".ci" / "preview.sh").read_text(encoding="utf-8")
 
-def test_preview_runs_once_per_stack() -> None:
+
+def test_preview_runs_pulumi_preview_json_itself_once_per_stack() -> None:
     job = jobs(WORKFLOWS["preview.yml"])["preview"]
     assert job["strategy"]["matrix"]["stack"] == STACKS
+    assert job["env"]["STACK"] == "${{ matrix.stack }}"
     [(_, inputs)] = pulumi_steps("preview.yml")
-    assert inputs["stack-name"] == "${{ matrix.stack }}"
+    # The action only installs the CLI (no command): it would comment only on success.
+    assert inputs == {"pulumi-version-file": ".pulumi-version"}
+    [run] = [s for s in steps(job) if ".ci/preview.sh" in str(s.get("run", ""))]
+    assert run["run"] == '.ci/preview.sh "$STACK" "build/review/$STACK"'
+    assert run["env"] == {"PULUMI_BACKEND_URL": "${{ vars.PULUMI_BACKEND_URL }}"}
+    for flag in ("--json", "--event-log", "--policy-pack policy", "--non-interactive"):
+        assert flag in PREVIEW_SCRIPT, flag
 
 
-def test_preview_posts_one_edited_comment_per_stack_with_diff_and_policies() -> None:
-    [(job_id, inputs)] = pulumi_steps("preview.yml")
-    assert job_id == "preview"
-    assert set(inputs) <= PULUMI_ACTION_INPUTS
-    assert inputs["command"] == "preview"
-    for flag in ("comment-on-pr", "edit-pr-comment", "always-include-summary", "diff"):
-        assert inputs[flag] is True, flag
-    assert inputs["policyPacks"] == "policy"
-    assert inputs["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+def test_each_stack_uploads_its_preview_even_when_it_failed() -> None:
+    job = jobs(WORKFLOWS["preview.yml"])["preview"]
+    [upload] = steps_using(job, "actions/upload-artifact")
+    assert upload["if"] == "${{ !cancelled() }}"
+    assert upload["with"]["name"] == "preview-${{ matrix.stack }}"
+    names = [str(s.get("name") or s.get("uses")) for s in steps(job)]
+    assert names.index("upload what the preview left, passed or failed") == len(names) - 1
+    # The bundle's line (sha256, sizes) is saved where the review reads it.
+    assert any(
+        'dataplatform bundle --out build/lambda > "build/review/$STACK/bundle.json"'
+        in str(s.get("run"))
+        for s in steps(job)
+    )
+
+
+def test_the_review_comment_is_updated_when_a_preview_fails() -> None:
+    review = jobs(WORKFLOWS["preview.yml"])["review"]
+    assert set(review["needs"]) == {"route", "preview", "synth-diff"}
+    assert runs_when_needs_failed(review)
+    rendering = {
+        "render the review",
+        "post or update the review comment",
+        "upload the whole report and the raw previews",
+    }
+    assert steps_skipped_after_failure(review, rendering) == []
+    names = [s.get("name") for s in steps(review)]
+    # The job fails only after the comment is posted.
+    assert names[-1] == "fail when a stack failed, or prod loses data without the label"
+    assert names.index("post or update the review comment") < len(names) - 1
+    scripts = {s.get("name"): str(s.get("run", "")) for s in steps(review)}
+    assert "python3 .ci/review.py render" in scripts["render the review"]
+    assert (
+        'python3 .ci/sticky.py comment --repo "$REPO" --pr "$PR" --body build/report/comment.md'
+        in scripts["post or update the review comment"]
+    )
+    assert "python3 .ci/review.py check build/report/verdict.json" in scripts[names[-1]]
+    # Even a renderer crash replaces the last comment with a red one.
+    fallback = next(s for s in steps(review) if "could not be rendered" in str(s.get("name")))
+    assert fallback["if"].startswith("failure() && steps.render.outcome == 'failure'")
+    assert "<!-- dataplatform-preview -->" in fallback["run"]
+
+
+def test_a_review_that_waits_for_green_previews_is_caught() -> None:
+    regressed = copy.deepcopy(WORKFLOWS["preview.yml"])
+    review = regressed["jobs"]["review"]
+    review["if"] = "needs.route.result == 'success'"
+    assert not runs_when_needs_failed(review)
+    post = next(s for s in review["steps"] if s.get("name") == "post or update the review comment")
+    assert steps_skipped_after_failure(review, {post["name"]}) == []
+    post["if"] = "success() && needs.route.outputs.comment == 'true'"
+    assert steps_skipped_after_failure(review, {post["name"]}) == [post["name"]]
+
+
+def test_no_step_comments_on_its_own_and_only_the_review_may() -> None:
+    for name in WORKFLOWS:
+        for _, inputs in pulumi_steps(name):
+            assert not {"comment-on-pr", "edit-pr-comment"} & set(inputs), name
+    granted = job_write_scopes(WORKFLOWS["preview.yml"])
+    assert [job for job, scopes in granted.items() if "pull-requests" in scopes] == ["review"]
+    review = jobs(WORKFLOWS["preview.yml"])["review"]
+    assert not steps_using(review, "aws-actions/configure-aws-credentials")
+    assert review["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+
+def test_the_review_reads_the_labels_at_run_time() -> None:
+    review = jobs(WORKFLOWS["preview.yml"])["review"]
+    scripts = "\n".join(str(s.get("run", "")) for s in steps(review))
+    assert (
+        'python3 .ci/sticky.py labels --repo "$REPO" --pr "$PR" --out build/labels.txt' in scripts
+    )
+    assert "--labels-file build/labels.txt" in scripts
 
 
 def test_preview_assumes_the_read_only_role_from_a_variable() -> None:
@@ -296,6 +386,7 @@ def test_fork_pull_requests_are_routed_to_the_offline_synth_diff() -> None:
     assert step["env"]["HEAD_REPO"] == "${{ github.event.pull_request.head.repo.full_name }}"
     assert step["env"]["BASE_REPO"] == "${{ github.repository }}"
     assert '[ "$HEAD_REPO" != "$BASE_REPO" ]' in step["run"]
+    assert "comment=false" in step["run"]
     assert route["permissions"] == {}
     assert preview_jobs["preview"]["if"] == "needs.route.outputs.mode == 'preview'"
     synth = preview_jobs["synth-diff"]
@@ -303,7 +394,13 @@ def test_fork_pull_requests_are_routed_to_the_offline_synth_diff() -> None:
     assert synth["permissions"] == {"contents": "read"}
     commands = "\n".join(str(s.get("run", "")) for s in steps(synth))
     assert "synth-both.sh base head" in commands
-    assert '--summary "$GITHUB_STEP_SUMMARY"' in commands
+    # The same review renders the manifests, into the job summary; a fork gets no comment.
+    review = preview_jobs["review"]
+    render = next(s for s in steps(review) if s.get("name") == "render the review")
+    assert "input=(--synth build/synth)" in render["run"]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in render["run"]
+    post = next(s for s in steps(review) if s.get("name") == "post or update the review comment")
+    assert post["if"] == "needs.route.outputs.comment == 'true'"
 
 
 def test_the_synth_diff_compares_the_base_commit_with_the_pull_request() -> None:
@@ -322,7 +419,7 @@ def test_deploy_goes_through_dev_then_prod_environments() -> None:
     deploy = jobs(WORKFLOWS["deploy.yml"])
     assert deploy["dev"]["environment"] == "dev"
     assert deploy["prod"]["environment"] == "prod"
-    assert deploy["prod"]["needs"] == "dev"
+    assert deploy["prod"]["needs"] == ["bundle", "dev"]
     assert {job: inputs["stack-name"] for job, inputs in pulumi_steps("deploy.yml")} == {
         "dev": "dev",
         "prod": "prod",
@@ -372,6 +469,42 @@ def test_prod_deploys_the_bundle_dev_deployed() -> None:
     assert upload["with"]["name"] == "processor-bundle"
 
 
+def test_the_bundle_is_built_once_per_commit_and_checked_everywhere() -> None:
+    deploy = jobs(WORKFLOWS["deploy.yml"])
+    assert bundle_builders(WORKFLOWS["deploy.yml"]) == ["bundle"]
+    assert deploy["bundle"]["concurrency"]["group"] == "deploy-bundle-${{ github.sha }}"
+    assert deploy["bundle"]["outputs"]["sha256"] == "${{ steps.digest.outputs.sha256 }}"
+    for job_id in ("dev", "prod"):
+        assert "bundle" in ([deploy[job_id]["needs"]] if isinstance(deploy[job_id]["needs"], str)
+                            else deploy[job_id]["needs"])  # fmt: skip
+        names = [s.get("name") or s.get("uses") for s in steps(deploy[job_id])]
+        check = "the downloaded bundle is the one built and checked for this commit"
+        verify = next(s for s in steps(deploy[job_id]) if s.get("name") == check)
+        assert verify["env"] == {"SHA256": "${{ needs.bundle.outputs.sha256 }}"}
+        assert "sha256sum --check --strict" in verify["run"]
+        pulumi = next(i for i, n in enumerate(names) if str(n).startswith("pulumi/actions"))
+        assert names.index(check) < pulumi
+
+
+def test_a_bundle_rebuilt_in_a_deploy_job_is_caught() -> None:
+    regressed = copy.deepcopy(WORKFLOWS["deploy.yml"])
+    regressed["jobs"]["prod"]["steps"].insert(0, {"run": "uv run dataplatform bundle"})
+    assert bundle_builders(regressed) == ["bundle", "prod"]
+
+
+def test_deploy_refuses_a_bundle_the_merged_pr_did_not_preview() -> None:
+    job = jobs(WORKFLOWS["deploy.yml"])["bundle"]
+    names = [s.get("name") or s.get("uses") for s in steps(job)]
+    check = "the bundle is the one the merged PR's preview reported"
+    step = next(s for s in steps(job) if s.get("name") == check)
+    assert "python3 .ci/sticky.py check-bundle" in step["run"]
+    assert '--sha "$SHA"' in step["run"]
+    assert step["env"]["SHA"] == "${{ github.sha }}"
+    upload = next(i for i, n in enumerate(names) if str(n).startswith("actions/upload-artifact"))
+    assert names.index(check) < upload  # no artifact, so no deploy, unless it passed
+    assert job["permissions"] == {"contents": "read", "pull-requests": "read"}
+
+
 def test_pulumi_yaml_defaults_the_bundle_to_where_workflows_put_it() -> None:
     project = (ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
     assert "default: build/lambda/processor.zip" in project
@@ -384,3 +517,51 @@ def test_the_docs_list_every_pin_the_workflows_use() -> None:
         for action, pairs in pins(text).items():
             for sha, version in pairs:
                 assert f"| {action} | {version} | `{sha}` |" in docs, action
+
+
+# --- drift.yml -----------------------------------------------------------------------------------
+
+
+def test_drift_runs_daily_and_on_demand_only() -> None:
+    on = triggers(WORKFLOWS["drift.yml"])
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    [schedule] = on["schedule"]
+    assert is_daily(schedule["cron"])
+
+
+@pytest.mark.parametrize(
+    ("cron", "daily"),
+    [("23 5 * * *", True), ("0 * * * *", False), ("0 5 * * 1", False), ("0 5 1 * *", False)],
+)
+def test_is_daily(cron: str, daily: bool) -> None:
+    assert is_daily(cron) is daily
+
+
+def test_drift_checks_each_stack_read_only() -> None:
+    drift = jobs(WORKFLOWS["drift.yml"])
+    check = drift["check"]
+    assert check["strategy"]["matrix"]["stack"] == STACKS
+    assert check["permissions"] == {"contents": "read", "id-token": "write"}
+    [credentials] = steps_using(check, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+    assert check["environment"] == "drift"  # the subject the preview role trusts besides PRs
+    [(_, inputs)] = pulumi_steps("drift.yml")
+    assert inputs == {"pulumi-version-file": ".pulumi-version"}  # installs the CLI, nothing else
+    [run] = [s for s in steps(check) if ".ci/preview.sh" in str(s.get("run", ""))]
+    assert run["run"] == (
+        '.ci/preview.sh "$STACK" "build/drift/$STACK" --refresh --expect-no-changes'
+    )
+    text = TEXTS["drift.yml"]
+    assert "secrets." not in text
+    assert "AWS_DEPLOY_ROLE_ARN" not in text
+    assert not re.search(r"pulumi (up|refresh|destroy|import)\b", text + PREVIEW_SCRIPT)
+
+
+def test_drift_issues_are_written_by_a_job_without_aws() -> None:
+    report = jobs(WORKFLOWS["drift.yml"])["report"]
+    assert report["permissions"] == {"contents": "read", "issues": "write"}
+    assert not steps_using(report, "aws-actions/configure-aws-credentials")
+    assert runs_when_needs_failed(report)  # drift makes the check red; the issue still follows
+    scripts = "\n".join(str(s.get("run", "")) for s in steps(report))
+    assert "python3 .ci/review.py render --kind drift" in scripts
+    assert 'python3 .ci/sticky.py drift-issue --repo "$REPO" --stack "$STACK"' in scripts

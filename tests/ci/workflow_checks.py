@@ -190,3 +190,47 @@ def cancellable_updates(workflow: Workflow) -> list[str]:
         ):
             found.append(f"{job_id}: the workflow's concurrency may cancel it")
     return found
+
+
+def runs_when_needs_failed(job: Mapping[str, Any]) -> bool:
+    """Whether a job with `needs:` still runs when one of them failed.
+
+    Without a status function in its `if:`, GitHub adds `success()`: the job is skipped as soon
+    as a job it needs fails. `always()` or `!cancelled()` lift that (the latter not on cancel).
+    """
+    condition = str(job.get("if", ""))
+    return "always()" in condition or "!cancelled()" in condition
+
+
+def steps_skipped_after_failure(job: Mapping[str, Any], names: set[str]) -> list[str]:
+    """Steps among `names` that a failure earlier in the job would skip (their `if` demands it)."""
+    found = []
+    for step in steps(job):
+        if step.get("name") not in names:
+            continue
+        condition = str(step.get("if", ""))
+        if "success()" in condition or "failure()" in condition:
+            found.append(str(step["name"]))
+    return found
+
+
+def bundle_builders(workflow: Workflow) -> list[str]:
+    """Jobs that build the processor bundle (run `dataplatform bundle`)."""
+    return sorted(
+        {
+            job_id
+            for job_id, step in all_steps(workflow)
+            if "dataplatform bundle" in str(step.get("run", ""))
+        }
+    )
+
+
+def is_daily(cron: str) -> bool:
+    """Whether a cron expression fires once a day, every day."""
+    fields = cron.split()
+    return (
+        len(fields) == 5
+        and fields[0].isdigit()
+        and fields[1].isdigit()
+        and fields[2:] == ["*", "*", "*"]
+    )
