@@ -10,8 +10,9 @@ Run once, locally, with administrator credentials (docs/ci-cd.md), it creates:
 - one deploy role per environment, trusted only by this repository's jobs in that GitHub
   environment (`repo:<owner>/<repo>:environment:<env>`), allowed to manage the platform's
   services in the region, IAM only for roles tagged with its stack, and its own stack's state;
-- one preview role, trusted only by this repository's pull_request jobs: reads the state, may
-  decrypt secrets, reads resource metadata; changes nothing.
+- one preview role, trusted only by this repository's pull_request jobs and its drift check
+  (the `drift` environment): reads the state, may decrypt secrets, reads resource metadata
+  (enough to refresh); changes nothing.
 
 Every policy is JSON built here with `json.dumps` (no invokes), in pure functions the tests call.
 """
@@ -35,6 +36,9 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_ENVIRONMENTS = ("dev", "prod")
+DRIFT_ENVIRONMENT = "environment:drift"
+"""The GitHub environment of the daily drift check (.github/workflows/drift.yml), whose tokens the
+preview role also trusts: it runs `pulumi preview --refresh`, read-only like a PR's preview."""
 STATE_VERSION_EXPIRATION_DAYS = 365
 
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
@@ -147,10 +151,11 @@ def subject(settings: BootstrapSettings, context: str) -> str:
     return f"repo:{repository}:{context}"
 
 
-def trust_policy(provider_arn: str, sub: str) -> str:
-    """A role trust policy for GitHub's OIDC tokens with exactly this audience and subject.
+def trust_policy(provider_arn: str, sub: str | Sequence[str]) -> str:
+    """A role trust policy for GitHub's OIDC tokens with exactly this audience and subject(s).
 
-    StringEquals, never StringLike: no wildcard can widen who may assume the role.
+    StringEquals, never StringLike: no wildcard can widen who may assume the role. A list of
+    subjects matches any one of them, exactly.
     """
     return json.dumps(
         {
@@ -164,7 +169,7 @@ def trust_policy(provider_arn: str, sub: str) -> str:
                     "Condition": {
                         "StringEquals": {
                             f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
-                            f"{GITHUB_OIDC_HOST}:sub": sub,
+                            f"{GITHUB_OIDC_HOST}:sub": sub if isinstance(sub, str) else list(sub),
                         }
                     },
                 }
@@ -561,9 +566,74 @@ def preview_policy(
             region,
         ),
         _statement("ReadRoles", ["iam:GetRole", "iam:GetRolePolicy"], "*"),
+        *refresh_statements(region, project),
         *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, None),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def refresh_statements(region: str, project: str) -> list[Document]:
+    """The metadata reads a refresh adds to a preview (the drift check's `--refresh`).
+
+    Written from the AWS provider's read of each resource type the platform declares: the
+    bucket's configuration, the function's settings and policy, tags, key policies, the roles'
+    policy lists. Still no data: no object, no secret value, no message. The two resources whose
+    read is a data read (the connection secret's value, the bundle object) are left out of the
+    refresh by the drift check instead (docs/ci-cd.md, "Drift").
+    """
+    return [
+        _statement(
+            "RefreshBucketConfiguration",
+            [
+                "s3:GetAccelerateConfiguration",
+                "s3:GetBucketAcl",
+                "s3:GetBucketCORS",
+                "s3:GetBucketLocation",
+                "s3:GetBucketLogging",
+                "s3:GetBucketNotification",
+                "s3:GetBucketObjectLockConfiguration",
+                "s3:GetBucketOwnershipControls",
+                "s3:GetBucketPolicy",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketRequestPayment",
+                "s3:GetBucketTagging",
+                "s3:GetBucketVersioning",
+                "s3:GetBucketWebsite",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetReplicationConfiguration",
+                "s3:ListBucket",
+            ],
+            [f"arn:aws:s3:::{project}-*"],
+        ),
+        _in_region(
+            _statement(
+                "RefreshPlatformMetadata",
+                [
+                    "lambda:GetEventSourceMapping",
+                    "lambda:GetFunction",
+                    "lambda:GetFunctionCodeSigningConfig",
+                    "lambda:GetFunctionConcurrency",
+                    "lambda:GetPolicy",
+                    "lambda:ListTags",
+                    "lambda:ListVersionsByFunction",
+                    "logs:ListTagsForResource",
+                    "logs:ListTagsLogGroup",
+                    "kms:GetKeyPolicy",
+                    "kms:GetKeyRotationStatus",
+                    "kms:ListResourceTags",
+                    "secretsmanager:GetResourcePolicy",
+                    "sqs:GetQueueUrl",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _statement(
+            "RefreshRolePolicies", ["iam:ListAttachedRolePolicies", "iam:ListRolePolicies"], "*"
+        ),
+    ]
 
 
 def key_policy(account: str) -> str:
@@ -690,7 +760,9 @@ def deploy(settings: BootstrapSettings) -> None:
         name=f"{project}-github-preview",
         description=f"{settings.repository} pull requests: pulumi preview (read-only)",
         assume_role_policy=provider_arn.apply(
-            lambda arn: trust_policy(arn, subject(settings, "pull_request"))
+            lambda arn: trust_policy(
+                arn, [subject(settings, "pull_request"), subject(settings, DRIFT_ENVIRONMENT)]
+            )
         ),
         max_session_duration=3600,
         tags=tags,

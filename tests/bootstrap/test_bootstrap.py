@@ -84,16 +84,24 @@ def test_a_deploy_role_trusts_only_its_environment_of_this_repository(
     }
 
 
-def test_the_preview_role_trusts_only_this_repositorys_pull_requests(
+def test_the_preview_role_trusts_only_this_repositorys_pull_requests_and_drift_check(
     program: ProgramRun,
 ) -> None:
     role = one(program, "aws:iam/role:Role", "preview-role")
     assert trust_condition(program, role) == {
         "StringEquals": {
             f"{OIDC}:aud": "sts.amazonaws.com",
-            f"{OIDC}:sub": "repo:acme/dataplatform:pull_request",
+            f"{OIDC}:sub": [
+                "repo:acme/dataplatform:pull_request",
+                "repo:acme/dataplatform:environment:drift",
+            ],
         }
     }
+
+
+def test_the_drift_environment_is_the_one_the_drift_workflow_runs_in() -> None:
+    drift = (ROOT / ".github" / "workflows" / "drift.yml").read_text(encoding="utf-8")
+    assert f"    environment: {bootstrap.DRIFT_ENVIRONMENT.split(':', 1)[1]}\n" in drift
 
 
 def test_no_role_trusts_a_wildcard_subject(program: ProgramRun) -> None:

@@ -549,7 +549,8 @@ def test_drift_checks_each_stack_read_only() -> None:
     assert inputs == {"pulumi-version-file": ".pulumi-version"}  # installs the CLI, nothing else
     [run] = [s for s in steps(check) if ".ci/preview.sh" in str(s.get("run", ""))]
     assert run["run"] == (
-        '.ci/preview.sh "$STACK" "build/drift/$STACK" --refresh --expect-no-changes'
+        '.ci/preview.sh "$STACK" "build/drift/$STACK" --refresh --expect-no-changes '
+        '--exclude "$SECRET_VALUE" --exclude "$BUNDLE_OBJECT"'
     )
     text = TEXTS["drift.yml"]
     assert "secrets." not in text
