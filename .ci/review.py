@@ -751,12 +751,15 @@ def render(
     commit: str | None = None,
     marker: str = MARKER,
     title: str = "Infrastructure preview",
+    intro: str | None = None,
+    artifact: str = ARTIFACT,
     budget: int = COMMENT_BUDGET,
 ) -> Rendered:
     """The comment for `reports`, within `budget` characters (the diffs are cut first)."""
     labels = list(labels)
     subject = f" of `{commit[:12]}`" if commit else ""
-    top = [marker, f"## {title}{subject}", "", *header(reports), ""]
+    top = [marker, f"## {title}{subject}", "", *([intro, ""] if intro else []), *header(reports)]
+    top.append("")
     if any(r.source == "synth" for r in reports):
         top += [
             "Offline synth diff (no cloud credentials: a fork, or a repository without the "
@@ -768,7 +771,7 @@ def render(
     footer = []
     if run_url:
         footer.append(
-            f"<sub>[This run]({run_url}); the whole report is its artifact `{ARTIFACT}`.</sub>"
+            f"<sub>[This run]({run_url}); the whole report is its artifact `{artifact}`.</sub>"
         )
     hashes = " ".join(f"{r.stack}={r.bundle.sha256}" for r in reports if r.bundle)
     footer.append(f"<!-- bundle-sha256 {hashes} -->\n")
@@ -779,7 +782,6 @@ def render(
 
     room = budget - len(head) - len(tail) - sum(len(details(r, "")) + 200 for r in reports)
     truncated = False
-    sections = []
     # Smaller diffs first, so one huge stack does not crowd out a small one.
     shares: dict[str, str] = {}
     for report, text in sorted(zip(reports, diffs, strict=True), key=lambda pair: len(pair[1])):
@@ -793,7 +795,7 @@ def render(
             where = f"[this run]({run_url})" if run_url else "this run"
             note = (
                 f"\n✂️ {lines_cut} more lines cut to fit GitHub's comment limit: the whole "
-                f"diff is in the artifact `{ARTIFACT}` of {where}."
+                f"diff is in the artifact `{artifact}` of {where}."
             )
         shares[report.stack] = details(report, kept, note)
     sections = [shares[r.stack] for r in reports]
@@ -850,6 +852,11 @@ def _parser() -> argparse.ArgumentParser:
     render_.add_argument("--labels-file", type=Path, help="the PR's labels, one a line")
     render_.add_argument("--run-url", help="link to this workflow run, for the notes")
     render_.add_argument("--commit", help="the commit previewed")
+    render_.add_argument(
+        "--artifact",
+        default=ARTIFACT,
+        help=f"the run's artifact with the whole report ({ARTIFACT})",
+    )
     render_.add_argument("--out", type=Path, required=True, help="folder for the three files")
     check = commands.add_parser(
         "check",
@@ -876,6 +883,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_url=options.run_url,
             marker=DRIFT_MARKER.format(stack=" ".join(options.stacks)),
             title="Drift: the cloud differs from the stack's code",
+            intro="`pulumi preview --refresh` against main: `-` is what the account holds now, "
+            "`+` what the code says, so the next deploy undoes a change made by hand (or applies "
+            "a merge still waiting for its deploy). Make the change in code, or let the deploy "
+            "revert it; this issue closes itself once they agree.",
+            artifact=options.artifact,
         )
     else:
         rendered = render(
@@ -883,6 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             labels=_labels(options.labels_file),
             run_url=options.run_url,
             commit=options.commit,
+            artifact=options.artifact,
         )
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "comment.md").write_text(rendered.comment, encoding="utf-8")

@@ -334,3 +334,18 @@ def test_every_command_has_help_with_an_example(
     assert "example: python3 .ci/review.py " + command in text
     if command == "render":
         assert "{preview,drift}" in text
+
+
+def test_a_drift_is_the_finding_not_a_failure_of_the_check() -> None:
+    # --expect-no-changes exits 255 when there are changes: for a PR preview that fails, for
+    # the drift check it is what it looks for.
+    drift = review.load_preview("prod", FIXTURES / "drift" / "prod", "drift")
+    assert drift.ok
+    assert [(c.op, c.name) for c in drift.changed] == [("update", "processor-queue")]
+    assert not review.load_preview("prod", FIXTURES / "drift" / "prod", "preview").ok
+    calm = review.load_preview("dev", FIXTURES / "drift" / "dev", "drift")
+    assert calm.ok
+    assert calm.changed == []
+    body = review.render([drift], title="Drift", intro="why", artifact="drift-report-prod")
+    assert "~   visibilityTimeoutSeconds: 900 => 3600" in body.comment
+    assert body.failed == []
