@@ -349,3 +349,14 @@ def test_a_drift_is_the_finding_not_a_failure_of_the_check() -> None:
     body = review.render([drift], title="Drift", intro="why", artifact="drift-report-prod")
     assert "~   visibilityTimeoutSeconds: 900 => 3600" in body.comment
     assert body.failed == []
+
+
+def test_the_docs_show_what_the_renderer_writes() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "ci-cd.md").read_text(encoding="utf-8")
+    example = review.render(
+        reports("prod-database-replacement"),
+        run_url="https://github.com/acme/dataplatform/actions/runs/123",
+        commit="0123456789abcdef",
+    ).comment.rstrip("\n")
+    assert f"````markdown\n{example}\n````" in docs
+    assert f"**The label `{review.ACCEPT_LABEL}`**" in docs
