@@ -550,7 +550,7 @@ def test_drift_checks_each_stack_read_only() -> None:
     [run] = [s for s in steps(check) if ".ci/preview.sh" in str(s.get("run", ""))]
     assert run["run"] == (
         '.ci/preview.sh "$STACK" "build/drift/$STACK" --refresh --expect-no-changes '
-        '--exclude "$SECRET_VALUE" --exclude "$BUNDLE_OBJECT"'
+        '--exclude "$CONNECTION_VALUE" --exclude "$BUNDLE_OBJECT"'
     )
     text = TEXTS["drift.yml"]
     assert "secrets." not in text

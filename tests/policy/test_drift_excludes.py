@@ -21,7 +21,7 @@ def excluded_urns(stack: str) -> list[str]:
     [step] = [s for s in workflow["jobs"]["check"]["steps"] if "--exclude" in str(s.get("run"))]
     return [
         str(step["env"][name]).replace("${{ matrix.stack }}", stack)
-        for name in ("SECRET_VALUE", "BUNDLE_OBJECT")
+        for name in ("CONNECTION_VALUE", "BUNDLE_OBJECT")
     ]
 
 
