@@ -823,7 +823,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="review.py",
         description="The pull request's infrastructure review: one comment for every stack.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{render,check}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{render,check,redact}")
     render_ = commands.add_parser(
         "render",
         help="write comment.md (fits a GitHub comment), full.md and verdict.json",
@@ -865,14 +865,42 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: python3 .ci/review.py check build/review/verdict.json",
     )
     check.add_argument("verdict", type=Path, help="render's verdict.json")
+    scrub = commands.add_parser(
+        "redact",
+        help="replace secret-looking text in files, in place, before they become an artifact",
+        description="Apply the renderer's text redaction to every file under the folders: the "
+        "raw preview output is uploaded for the review job, and readable by the repository's "
+        "readers for its retention.",
+        epilog="example: python3 .ci/review.py redact build/review/dev",
+    )
+    scrub.add_argument("folders", type=Path, nargs="+", help="folders to scrub, recursively")
     return parser
 
 
+def redact_files(folders: Iterable[Path]) -> int:
+    """Redact every text file under `folders` in place; returns how many changed."""
+    changed = 0
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            scrubbed = redact(text)
+            if scrubbed != text:
+                path.write_text(scrubbed, encoding="utf-8")
+                changed += 1
+    return changed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python3 .ci/review.py {render,check} ...`; see `--help`."""
+    """`python3 .ci/review.py {render,check,redact} ...`; see `--help`."""
     options = _parser().parse_args(argv)
     if options.command == "check":
         return check_verdict(options.verdict)
+    if options.command == "redact":
+        print(f"redacted {redact_files(options.folders)} file(s)")
+        return 0
     if options.synth is not None:
         reports = [load_synth(stack, options.synth) for stack in options.stacks]
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -323,7 +324,7 @@ def test_drift_renders_one_stack_under_its_own_marker(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("command", ["render", "check"])
+@pytest.mark.parametrize("command", ["render", "check", "redact"])
 def test_every_command_has_help_with_an_example(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -360,3 +361,19 @@ def test_the_docs_show_what_the_renderer_writes() -> None:
     ).comment.rstrip("\n")
     assert f"````markdown\n{example}\n````" in docs
     assert f"**The label `{review.ACCEPT_LABEL}`**" in docs
+
+
+def test_redact_scrubs_the_raw_output_in_place_and_keeps_it_readable(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "secret-in-diff", tmp_path / "raw")
+    assert review.main(["redact", str(tmp_path / "raw")]) == 0
+    for stack in ("dev", "prod"):
+        folder = tmp_path / "raw" / stack
+        text = "".join(p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()))
+        for secret in ("hunter2-plaintext-in-env", "Sup3r-S3cret", "Pr0d-Pa55word", "ghp_"):
+            assert secret not in text, (stack, secret)
+        json.loads((folder / "preview.json").read_text(encoding="utf-8"))  # still JSON
+        for line in (folder / "events.jsonl").read_text(encoding="utf-8").splitlines():
+            json.loads(line)
+    # And the review of the scrubbed output is the review of the original.
+    scrubbed = [review.load_preview(s, tmp_path / "raw" / s) for s in ("dev", "prod")]
+    assert review.render(scrubbed).comment == review.render(reports("secret-in-diff")).comment

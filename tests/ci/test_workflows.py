@@ -296,6 +296,9 @@ def test_each_stack_uploads_its_preview_even_when_it_failed() -> None:
     assert upload["with"]["name"] == "preview-${{ matrix.stack }}"
     names = [str(s.get("name") or s.get("uses")) for s in steps(job)]
     assert names.index("upload what the preview left, passed or failed") == len(names) - 1
+    redact = steps(job)[-2]
+    assert redact["run"] == 'python3 .ci/review.py redact "build/review/$STACK"'
+    assert redact["if"] == "${{ !cancelled() }}"
     # The bundle's line (sha256, sizes) is saved where the review reads it.
     assert any(
         'dataplatform bundle --out build/lambda > "build/review/$STACK/bundle.json"'
