@@ -631,7 +631,10 @@ def risks(reports: Sequence[StackReport], labels: Iterable[str]) -> list[str]:
         out += _listed([f"- **{line}**" for line in access], "access changes")
         out.append("")
     if not losing and not access:
-        out += ["No stateful resource is replaced or deleted; no IAM or security group change.", ""]
+        line = "No stateful resource is replaced or deleted; no IAM or security group change."
+        if any(not r.ok for r in reports):
+            line += " That is as far as the failed stacks got: their plan is incomplete."
+        out += [line, ""]
     blocked = gate(reports, labels)
     if blocked:
         out += [

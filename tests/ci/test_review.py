@@ -58,6 +58,7 @@ def test_no_changes_is_green_with_nothing_to_flag() -> None:
         assert row[2:6] == ["0", "0", "0", "0"]
         assert row[6] == "✅ dataplatform-security v1.0.0"
     assert "No stateful resource is replaced or deleted" in result.comment
+    assert "plan is incomplete" not in result.comment
     assert result.failed == []
     assert result.blocked == []
     assert not result.truncated
@@ -133,6 +134,7 @@ def test_a_failed_preview_is_red_with_its_error_never_the_last_green_comment() -
     # dev's job died before the preview: no counts to show, and the comment says so.
     assert header_row(comment, "dev")[2:6] == ["–", "–", "–", "–"]
     assert "The job stopped before the preview finished" in section(comment, "❌ `dev`")
+    assert "as far as the failed stacks got: their plan is incomplete" in comment
     prod = section(comment, "❌ `prod`")
     assert "logRetentionDays: 0 is not a CloudWatch retention" in prod
     assert "Program exited with non-zero exit code: 1" in prod
