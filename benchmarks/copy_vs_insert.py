@@ -60,7 +60,7 @@ def time_copy(conn: psycopg.Connection[Any], clean: pl.DataFrame) -> float:
     """Seconds to load `clean` with the processor's COPY path (one transaction)."""
     started = time.perf_counter()
     with conn.transaction():
-        replace_rows(conn, SOURCE_KEY, YELLOW, clean)
+        replace_rows(conn, SOURCE_KEY, YELLOW, [clean])
     return time.perf_counter() - started
 
 

@@ -10,10 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput
-from etl.core.pipeline import CLEAN_WRITE_CHUNK_ROWS, ROW_GROUP_ROWS, ProcessResult
+from etl.core.pipeline import ProcessResult
 from etl.core.report_html import render_html
 
 
@@ -38,8 +36,7 @@ def write_outputs(result: ProcessResult, out_dir: Path) -> OutputPaths:
     )
     for path in (paths.clean, paths.rejects):
         path.parent.mkdir(parents=True, exist_ok=True)
-    with pl.Config(streaming_chunk_size=CLEAN_WRITE_CHUNK_ROWS):
-        result.clean_plan.sink_parquet(paths.clean, row_group_size=ROW_GROUP_ROWS)
+    result.write_clean(paths.clean)
     result.rejects.write_parquet(paths.rejects)
     timings = {**result.timings_ms, "write": round((time.perf_counter() - started) * 1000, 1)}
     timings["total"] = round(sum(timings.values()), 1)

@@ -38,6 +38,7 @@ from etl.database import Database, SecretsManagerCredentials
 from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import Downloaded, Lake, ObjectGone, output_keys
 from etl.loader import (
+    COPY_BATCH_ROWS,
     LoadRecord,
     already_processed,
     already_quarantined,
@@ -220,7 +221,7 @@ class Runtime:
 
             conn = self.database.connection()
             clock = time.perf_counter()
-            partitions = ensure_partitions(conn, pickup_months(result.clean))
+            partitions = ensure_partitions(conn, pickup_months(result.clean_plan))
             timings["partitions"] = _ms_since(clock)
             keys = output_keys(result.spec.name, result.month, result.stem)
             report = {
@@ -248,7 +249,9 @@ class Runtime:
                 )
                 timings["write_s3"] = _ms_since(clock)
                 clock = time.perf_counter()
-                deleted = replace_rows(conn, obj.key, result.spec, result.clean)
+                deleted = replace_rows(
+                    conn, obj.key, result.spec, result.clean_batches(COPY_BATCH_ROWS)
+                )
                 timings["load_db"] = _ms_since(clock)
                 rows_in = int(result.report["rows_in"])
                 rows_clean = int(result.report["rows_clean"])

@@ -130,7 +130,7 @@ class Lake:
         them all."""
         clean_path = directory / "clean.parquet"
         rejects_path = directory / "rejects.parquet"
-        result.clean.write_parquet(clean_path)
+        result.write_clean(clean_path)
         result.rejects.write_parquet(rejects_path)
         body = (json.dumps(report, indent=2, default=str) + "\n").encode()
         try:

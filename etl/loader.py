@@ -39,11 +39,13 @@ def partition_name(month: date) -> str:
     return f"{TRIPS}_{month.year:04d}_{month.month:02d}"
 
 
-def pickup_months(frame: pl.DataFrame) -> list[date]:
+def pickup_months(frame: pl.DataFrame | pl.LazyFrame) -> list[date]:
     """First days of the months the frame's pickups fall in (a file's month window may spill
     into the neighbouring months)."""
     months = (
-        frame.select(pl.col("pickup_datetime").dt.truncate("1mo").dt.date().unique().sort())
+        frame.lazy()
+        .select(pl.col("pickup_datetime").dt.truncate("1mo").dt.date().unique().sort())
+        .collect()
         .get_column("pickup_datetime")
         .drop_nulls()
     )
@@ -135,32 +137,39 @@ def trips_columns(spec: DatasetSpec) -> list[str]:
 
 
 def replace_rows(
-    conn: psycopg.Connection[Any], key: str, spec: DatasetSpec, clean: pl.DataFrame
+    conn: psycopg.Connection[Any], key: str, spec: DatasetSpec, clean: Iterable[pl.DataFrame]
 ) -> int:
-    """Delete the rows of `key`, then COPY `clean` in their place; return the rows deleted.
-    Call inside the object's transaction, after `lock_object`."""
+    """Delete the rows of `key`, then COPY the batches of `clean` in their place, one at a time;
+    return the rows deleted. Call inside the object's transaction, after `lock_object`."""
     deleted = conn.execute("DELETE FROM taxi.trips WHERE source_key = %s", [key]).rowcount
-    frame = clean.select(
-        pl.lit(spec.name).alias("dataset"),
-        pl.lit(key).alias("source_key"),
-        *spec.clean_schema.names(),
+    columns = trips_columns(spec)
+    batches = (
+        batch.select(
+            pl.lit(spec.name).alias("dataset"),
+            pl.lit(key).alias("source_key"),
+            *spec.clean_schema.names(),
+        )
+        for batch in clean
     )
-    copy_frame(conn, frame)
+    copy_frames(conn, columns, batches)
     return deleted
 
 
-def copy_frame(conn: psycopg.Connection[Any], frame: pl.DataFrame) -> None:
-    """COPY `frame` into taxi.trips (its columns by name) from CSV rendered by Polars.
+def copy_frames(
+    conn: psycopg.Connection[Any], columns: Sequence[str], frames: Iterable[pl.DataFrame]
+) -> None:
+    """COPY `frames` (each with `columns`, in order) into taxi.trips from CSV rendered by Polars,
+    one batch of rows at a time.
 
     Polars writes each batch of rows as CSV bytes in native code; PostgreSQL parses them in bulk.
     Nulls are empty fields, empty strings are quoted (""), as COPY's CSV format expects.
     """
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(DATABASE_SCHEMA, TRIPS),
-        sql.SQL(", ").join(map(sql.Identifier, frame.columns)),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        for batch in frame.iter_slices(COPY_BATCH_ROWS):
+        for batch in (piece for frame in frames for piece in frame.iter_slices(COPY_BATCH_ROWS)):
             buffer = io.BytesIO()
             batch.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
             copy.write(buffer.getbuffer())

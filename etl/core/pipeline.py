@@ -6,6 +6,7 @@ results are written differs (`write_outputs` here, S3 in the handler).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,9 +37,9 @@ made the write ~15 ms faster."""
 
 @dataclass
 class ProcessResult:
-    """The outcome of processing one input. `clean` is computed on first use, so a caller that
-    only writes it to a file (`write_outputs`) streams the clean rows to Parquet without holding
-    a second copy in memory; the rejects are few and computed with the report."""
+    """The outcome of processing one input. The clean rows are a query over `validated`:
+    `write_clean` and the loader stream them without holding a second copy in memory, and
+    `clean` computes them on first use; the rejects are few and computed with the report."""
 
     spec: DatasetSpec
     month: Month
@@ -60,6 +61,17 @@ class ProcessResult:
     def clean(self) -> pl.DataFrame:
         """The clean rows, in the dataset's clean schema."""
         return self.clean_plan.collect()
+
+    def clean_batches(self, rows: int) -> Iterator[pl.DataFrame]:
+        """The clean rows in order, computed from `rows` validated rows at a time: a consumer
+        that handles one batch before asking for the next never holds more than one."""
+        for piece in self.validated.iter_slices(rows):
+            yield transform.clean_rows(piece.lazy(), self.spec).collect()
+
+    def write_clean(self, path: Path) -> None:
+        """Stream the clean rows to Parquet at `path`, never holding all of them in memory."""
+        with pl.Config(streaming_chunk_size=CLEAN_WRITE_CHUNK_ROWS):
+            self.clean_plan.sink_parquet(path, row_group_size=ROW_GROUP_ROWS)
 
 
 def process_file(
