@@ -1,8 +1,11 @@
 """The `dataplatform` command line.
 
 Each command's signature is its contract; its body hands off to library code. The project's own
-errors (`DataplatformError`) become one line on stderr and an exit code in `_Commands.invoke`, and
-nowhere else, so no user ever sees a traceback for a problem they can fix.
+errors (`DataplatformError`) and the anticipated failures of the libraries below (AWS credentials,
+region, missing bucket or queue, unreachable endpoint, database URL, output directory, a missing
+extra: `dataplatform.errors.explain`) become one line on stderr and an exit code in
+`_Commands.invoke`, and nowhere else, so no user ever sees a traceback for a problem they can fix.
+`--debug` (or DATAPLATFORM_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
+from dataplatform.errors import check_database_url, debug_requested, explain
 from dataplatform.local_sink import quarantine, write_outputs
 from dataplatform.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
 from etl.contract import DEFAULT_ARCHITECTURE, PYTHON_VERSION, Architecture
-from etl.core.errors import DataplatformError, UnprocessableInput, UsageError
+from etl.core.errors import UnprocessableInput, UsageError, first_line
 from etl.core.naming import Month
 from etl.core.pipeline import process_file
 from etl.core.specs import DATASETS
@@ -30,9 +35,21 @@ class _Commands(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer vendors click privately; Any avoids importing it
         try:
             return super().invoke(ctx)
-        except DataplatformError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+        except (TyperException, typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug") or debug_requested():
+                raise
+            known = explain(error)
+            if known is None:
+                typer.echo(
+                    f"error: unexpected {type(error).__name__}: {first_line(error)} "
+                    "(a bug: rerun with --debug for the traceback and report it)",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+            typer.echo(f"error: {known}", err=True)
+            raise typer.Exit(known.exit_code) from None
 
 
 app = typer.Typer(
@@ -48,7 +65,17 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    *,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of a failure instead of one line (also: "
+            "DATAPLATFORM_DEBUG=1).",
+        ),
+    ] = False,
+) -> None:
     """Own an AWS data platform as code (S3 data lake, Polars ETL on Lambda, RDS PostgreSQL)."""
 
 
@@ -223,7 +250,7 @@ def migrate(
     """
     from etl.migrate import migrate_url  # psycopg loads only for the commands that need it
 
-    result = migrate_url(database_url)
+    result = migrate_url(check_database_url(database_url))
     applied = ", ".join(result.applied) if result.applied else "none (already up to date)"
     typer.echo(f"migrations applied: {applied}")
     if result.unknown:
@@ -299,6 +326,8 @@ def demo(
     rejected per file, the quarantined file and why, the top reject reasons, rows in PostgreSQL per
     month, throughput. Needs nothing installed but uv; stops everything it started.
     """
+    if database_url is not None:
+        check_database_url(database_url)
     from dataplatform.demo.run import DemoOptions, run_demo
     from dataplatform.demo.view import DemoProgress, print_summary
 

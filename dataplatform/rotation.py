@@ -14,6 +14,7 @@ import shutil
 import string
 import subprocess
 
+from dataplatform.errors import PULUMI_INSTALL_HINT
 from etl.contract import (
     PASSWORD_CONFIG_KEY,
     PASSWORD_FORBIDDEN,
@@ -31,10 +32,6 @@ CONFIG_KEY = PASSWORD_CONFIG_KEY
 FORBIDDEN = PASSWORD_FORBIDDEN
 ALPHABET = "".join(
     sorted(c for c in string.printable if c not in FORBIDDEN and c not in string.whitespace)
-)
-PULUMI_INSTALL_HINT = (
-    "install it with `curl -fsSL https://get.pulumi.com | sh` "
-    "(or see https://www.pulumi.com/docs/iac/download-install/) and retry"
 )
 
 

@@ -121,6 +121,9 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     options.out.mkdir(parents=True, exist_ok=True)
     log_path = options.out / "processor.log"
     log_path.write_text("")
+    if options.database_url:
+        # A database of one's own is checked before anything starts: a wrong URL costs a second.
+        psycopg.connect(options.database_url, connect_timeout=5).close()
     with ExitStack() as stack:
         report("starting local services", 0, 2)
         endpoint = options.s3_endpoint or stack.enter_context(moto_server())
