@@ -10,12 +10,15 @@ reads the object's current version and never treats a replay as superseded.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
+from dataplatform.errors import PULUMI_INSTALL_HINT
 from etl.contract import RAW_PREFIX
 from etl.core.errors import DataplatformError, UsageError
 
@@ -28,16 +31,77 @@ SQS_BATCH = 10
 """SendMessageBatch's maximum number of entries."""
 
 
+NOTHING_MATCHED_EXIT = 4
+"""`dataplatform backfill`'s exit status when no raw object matched the prefix (a typo, or an
+empty lake): nothing failed, but nothing will be processed either, and a script should notice."""
+
+
 class BackfillError(DataplatformError):
     """The backfill cannot find its queue or objects."""
 
 
+class StackOutputsError(DataplatformError):
+    """The stack's outputs cannot be read (Pulumi CLI missing, stack not deployed)."""
+
+
 @dataclass(frozen=True)
 class BackfillResult:
-    """What a backfill enqueued."""
+    """What a backfill enqueued (or, in a dry run, would enqueue)."""
 
     queue_url: str
     enqueued: int
+    dry_run: bool = False
+    keys: list[str] = field(default_factory=list)
+    """The raw objects' keys, in order."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as `--json` prints it."""
+        return {
+            "queue_url": self.queue_url,
+            "enqueued": self.enqueued,
+            "dry_run": self.dry_run,
+            "keys": self.keys,
+        }
+
+
+def stack_outputs(stack: str, cwd: str | None = None) -> dict[str, Any]:
+    """`pulumi stack output --json -s STACK`, run in `cwd` (the project directory)."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise StackOutputsError(
+            f"--stack needs the Pulumi CLI (`pulumi`), which is not on PATH: {PULUMI_INSTALL_HINT}"
+            " (or pass --bucket)"
+        )
+    result = subprocess.run(
+        [pulumi, "stack", "output", "--json", "--stack", stack, "--non-interactive"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=cwd,
+    )
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        detail = lines[-1].strip() if lines else f"exit status {result.returncode}"
+        raise StackOutputsError(
+            f"cannot read the outputs of stack {stack!r}: {detail} "
+            "(run from the project directory, logged in to its backend, or pass --bucket)"
+        )
+    try:
+        outputs = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError:
+        raise StackOutputsError(f"pulumi printed no JSON outputs for stack {stack!r}") from None
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def bucket_of_stack(outputs: dict[str, Any], stack: str) -> str:
+    """The lake bucket among a stack's outputs (`bucketName`, exported by __main__.py)."""
+    bucket = outputs.get("bucketName")
+    if not isinstance(bucket, str) or not bucket:
+        raise StackOutputsError(
+            f"stack {stack!r} has no bucketName output: deploy it first (`pulumi up -s {stack}`)"
+        )
+    return bucket
 
 
 def s3_notification(bucket: str, key: str, *, size: int, etag: str) -> dict[str, Any]:
@@ -86,13 +150,25 @@ def notification_queue_url(s3: S3Client, sqs: SQSClient, bucket: str) -> str:
 
 
 def backfill(
-    s3: S3Client, sqs: SQSClient, bucket: str, prefix: str, queue_url: str | None = None
+    s3: S3Client,
+    sqs: SQSClient,
+    bucket: str,
+    prefix: str,
+    queue_url: str | None = None,
+    *,
+    dry_run: bool = False,
 ) -> BackfillResult:
-    """Send one notification per raw object under `prefix` to the processor's queue."""
+    """Send one notification per raw object under `prefix` to the processor's queue; with
+    `dry_run`, only list the objects that would be sent."""
     queue = queue_url or notification_queue_url(s3, sqs, bucket)
+    if dry_run:
+        keys = [item["Key"] for item in raw_objects(s3, bucket, prefix)]
+        return BackfillResult(queue_url=queue, enqueued=0, dry_run=True, keys=keys)
     batch: list[SendMessageBatchRequestEntryTypeDef] = []
     enqueued = 0
+    keys = []
     for item in raw_objects(s3, bucket, prefix):
+        keys.append(item["Key"])
         body = s3_notification(bucket, item["Key"], size=item["Size"], etag=item["ETag"].strip('"'))
         batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
         if len(batch) == SQS_BATCH:
@@ -100,7 +176,7 @@ def backfill(
             batch = []
     if batch:
         enqueued += _send(sqs, queue, batch)
-    return BackfillResult(queue_url=queue, enqueued=enqueued)
+    return BackfillResult(queue_url=queue, enqueued=enqueued, keys=keys)
 
 
 def _send(

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -206,27 +206,40 @@ def find_interpreter(python_version: str) -> Path | None:
 
 
 def build_bundle(
-    root: Path, out_dir: Path, target: BundleTarget, *, use_cache: bool = True
+    root: Path,
+    out_dir: Path,
+    target: BundleTarget,
+    *,
+    use_cache: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> BundleResult:
-    """Build (or reuse) the bundle for `target` into `out_dir/processor.zip`."""
-    plan = plan_bundle(
-        root, target, locked_requirements(root), find_interpreter(target.python_version)
-    )
+    """Build (or reuse) the bundle for `target` into `out_dir/processor.zip`; `progress` hears
+    the name of each step as it starts."""
+    step = progress or (lambda name: None)
+    step("reading uv.lock")
+    requirements = locked_requirements(root)
+    step(f"looking for a Python {target.python_version} interpreter")
+    plan = plan_bundle(root, target, requirements, find_interpreter(target.python_version))
     out_dir.mkdir(parents=True, exist_ok=True)
     cached_zip = out_dir / f"processor-{plan.key}.zip"
     cached = use_cache and cached_zip.exists()
     if not cached:
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as directory:
             site = Path(directory) / "site"
+            step(f"installing {len(plan.requirements)} Lambda wheels ({target.platform})")
             install_dependencies(plan, site)
+            step("pruning and stripping")
             prune(site, plan.botocore_services)
             strip_shared_libraries(site)
             for name, path in package_sources(root):
                 (site / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, site / name)
             if plan.bytecode_interpreter is not None:
+                step("precompiling bytecode")
                 compile_bytecode(Path(plan.bytecode_interpreter), site)
+            step("writing the zip")
             write_zip(_tree(site), cached_zip)
+    step("checking the size")
     unzipped = unzipped_size(cached_zip)
     if unzipped > LAMBDA_UNZIPPED_LIMIT:
         raise BundleError(
@@ -235,6 +248,8 @@ def build_bundle(
         )
     final = out_dir / BUNDLE_NAME
     _copy_atomically(cached_zip, final)
+    if target.matches_this_machine():
+        step("timing the handler's import")
     return BundleResult(
         path=final,
         sha256=hashlib.sha256(final.read_bytes()).hexdigest(),

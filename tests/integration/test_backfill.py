@@ -4,7 +4,10 @@ and a second backfill converging to the same rows."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from dataplatform.backfill import s3_notification
@@ -86,3 +89,63 @@ def test_notification_encodes_keys_as_s3_does() -> None:
     assert body["Records"][0]["s3"]["object"]["key"] == "raw/yellow/a+b%2Bc.csv"
     event = {"Records": [{"eventSource": "aws:sqs", "messageId": "1", "body": json.dumps(body)}]}
     assert [o.key for m in messages(event) for o in m.objects()] == ["raw/yellow/a b+c.csv"]
+
+
+def test_dry_run_lists_the_objects_and_sends_nothing(platform: Platform) -> None:
+    keys = raw_files(platform)
+    platform.sqs.purge_queue(QueueUrl=platform.queue_url)
+    result = runner.invoke(app, ["backfill", "--bucket", platform.bucket, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:-1] == keys
+    assert result.stdout.splitlines()[-1].startswith("would enqueue 2 object(s)")
+    assert platform.receive_event() == {"Records": []}
+
+
+def test_nothing_matched_is_a_warning_and_exit_4(platform: Platform) -> None:
+    raw_files(platform)
+    args = ["backfill", "--bucket", platform.bucket, "--prefix", "raw/green/", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 4
+    assert json.loads(result.stdout)["enqueued"] == 0
+    assert result.stderr.startswith("warning: no object matched")
+
+
+def fake_pulumi(directory: Path, monkeypatch: pytest.MonkeyPatch, outputs: str) -> None:
+    """A `pulumi` first on PATH that prints `outputs` for `stack output --json`."""
+    script = directory / "pulumi"
+    script.write_text(f"#!/bin/sh\ncat <<'JSON'\n{outputs}\nJSON\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_stack_gives_the_bucket(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = raw_files(platform)
+    platform.sqs.purge_queue(QueueUrl=platform.queue_url)
+    fake_pulumi(tmp_path, monkeypatch, json.dumps({"bucketName": platform.bucket}))
+    result = runner.invoke(app, ["backfill", "-s", "dev", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["bucket"], document["enqueued"], document["keys"]) == (
+        platform.bucket,
+        2,
+        keys,
+    )
+
+
+def test_stack_without_the_pulumi_cli_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = runner.invoke(app, ["backfill", "--stack", "dev"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: --stack needs the Pulumi CLI")
+    assert "--bucket" in result.stderr
+
+
+def test_bucket_or_stack_is_required() -> None:
+    result = runner.invoke(app, ["backfill"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: backfill needs --bucket BUCKET or --stack STACK\n"
