@@ -14,19 +14,21 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from dataplatform.errors import check_database_url, debug_requested, explain
-from dataplatform.local_sink import quarantine, write_outputs
+from dataplatform.local_sink import INDEX_NAME
 from dataplatform.rotation import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, next_steps, rotate
 from etl.contract import DEFAULT_ARCHITECTURE, PYTHON_VERSION, Architecture
-from etl.core.errors import UnprocessableInput, UsageError, first_line
+from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput, UsageError, first_line
 from etl.core.naming import Month
-from etl.core.pipeline import process_file
+
+if TYPE_CHECKING:
+    from dataplatform.batch import FileOutcome
 
 DatasetName = Literal["yellow", "green"]
 """The datasets `process --dataset` accepts: the keys of `etl.core.specs.DATASETS` (a test holds
@@ -127,14 +129,13 @@ def _check_month(value: str | None) -> str | None:
 
 @app.command()
 def process(
-    input_file: Annotated[
-        Path,
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            metavar="INPUT",
-            help="A TLC trip file: Parquet, CSV or .csv.gz (the format is read from its content).",
-            exists=True,
-            dir_okay=False,
-            readable=True,
+            metavar="INPUT...",
+            help="TLC trip files (Parquet, CSV or .csv.gz; the format is read from the content), "
+            "directories of them, or glob patterns such as 'data/yellow_*.parquet'.",
+            show_default=False,
         ),
     ],
     *,
@@ -142,14 +143,16 @@ def process(
         Path,
         typer.Option(
             "--out",
-            help="Output directory: clean/, rejects/, report.json, or quarantine/ for a bad file.",
+            help="Output directory: clean/, rejects/, reports/ (one JSON and one HTML report "
+            "per file), index.html, or quarantine/ for a bad file. Shared by any number of "
+            "files and runs: nothing is overwritten but a file's own earlier outputs.",
             file_okay=False,
         ),
     ],
     dataset: Annotated[
         DatasetName | None,
         typer.Option(
-            help="Dataset of the file. Default: read from a TLC file name like "
+            help="Dataset of the files. Default: read from a TLC file name like "
             "yellow_tripdata_2024-01.parquet.",
             show_default=False,
         ),
@@ -157,31 +160,106 @@ def process(
     month: Annotated[
         str | None,
         typer.Option(
-            help="Month the file covers, YYYY-MM. Default: read from the TLC file name.",
+            help="Month the files cover, YYYY-MM. Default: read from the TLC file name.",
             callback=_check_month,
             show_default=False,
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A TOML file of rule thresholds (docs/etl-settings.toml lists each with its "
+            "default).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON document with every file's outcome."),
+    ] = False,
 ) -> None:
-    """Clean one NYC TLC trip file: every row ends up in clean/ or in rejects/ with a reason.
+    """Clean NYC TLC trip files: every row ends up in clean/ or in rejects/ with a reason.
 
-    A file that cannot be processed as a whole (empty, truncated, not a table, a required column
-    missing, unknown dataset) is copied to OUT/quarantine/ with a .error.json saying why, and the
-    command exits with status 3.
+    Prints a line per file and, for several, a summary table. A file that cannot be processed
+    as a whole (empty, truncated, not a table, a required column missing, unknown dataset) is
+    copied to OUT/quarantine/ with a .error.json saying why; the others go on, and the command
+    exits with status 3 if any file was quarantined.
 
-    Example: `dataplatform process yellow_tripdata_2024-01.parquet --out out/`
+    Example: `dataplatform process data/ --out out/` (then open out/index.html)
     """
-    try:
-        result = process_file(input_file, dataset=dataset, month=month)
-    except UnprocessableInput as error:
-        quarantine(input_file, out, error, input_file.name)
-        raise
-    paths = write_outputs(result, out)
-    report = result.report
-    typer.echo(
-        f"{result.spec.name} {result.month}: {report['rows_in']} rows in, "
-        f"{report['rows_clean']} clean, {report['rows_rejected']} rejected -> {paths.report.parent}"
+    from dataplatform.batch import expand_inputs, load_settings, process_inputs
+
+    settings = load_settings(config)
+    paths = expand_inputs(inputs)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: choose a directory")
+
+    def tell(outcome: FileOutcome) -> None:
+        if outcome.quarantined:
+            copy = outcome.quarantined_to
+            typer.echo(
+                f"error: {outcome.source.name}: {outcome.reason}; copied to {copy} "
+                f"(why: {copy}{QUARANTINE_ERROR_SUFFIX})",
+                err=True,
+            )
+        elif not as_json:
+            typer.echo(
+                f"{outcome.dataset} {outcome.month}: {outcome.rows_in} rows in, "
+                f"{outcome.rows_clean} clean, {outcome.rows_rejected} rejected -> "
+                f"{outcome.report_html}"
+            )
+        for warning in outcome.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+
+    outcomes = process_inputs(
+        paths, out, dataset=dataset, month=month, settings=settings, on_done=tell
     )
+    index = out / INDEX_NAME
+    quarantined = sum(outcome.quarantined for outcome in outcomes)
+    if as_json:
+        document = {
+            "out": str(out),
+            "index": str(index),
+            "quarantined": quarantined,
+            "files": [outcome.as_dict() for outcome in outcomes],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    elif len(outcomes) > 1:
+        _summary_table(outcomes, index)
+    if quarantined:
+        raise typer.Exit(UnprocessableInput.exit_code)
+
+
+def _summary_table(outcomes: list[FileOutcome], index: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(outcomes)} files -> {index}", title_justify="left")
+    table.add_column("file", no_wrap=True)
+    for column in ("dataset", "month"):
+        table.add_column(column)
+    for column in ("rows in", "clean", "rejected"):
+        table.add_column(column, justify="right")
+    table.add_column("status")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.source.name,
+            outcome.dataset or "",
+            outcome.month or "",
+            *(
+                ("", "", "")
+                if outcome.quarantined
+                else (
+                    f"{outcome.rows_in:,}",
+                    f"{outcome.rows_clean:,}",
+                    f"{outcome.rows_rejected:,}",
+                )
+            ),
+            "quarantined" if outcome.quarantined else "processed",
+        )
+    Console(soft_wrap=True).print(table)
 
 
 # --- Infrastructure ------------------------------------------------------------------------------

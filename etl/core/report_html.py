@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -120,3 +121,63 @@ def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) or (isinstance(value, str) and value[:1].isdigit())
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One input on an output directory's index page: its report's counts, or why it was
+    quarantined."""
+
+    name: str
+    href: str
+    """Where the entry links to, relative to the index page."""
+    dataset: str = ""
+    month: str = ""
+    rows_in: int = 0
+    rows_clean: int = 0
+    rows_rejected: int = 0
+    quarantined: str | None = None
+    """The quarantine reason; None for a processed input."""
+
+
+def render_index(entries: list[IndexEntry]) -> str:
+    """The index page of an output directory: a row per input, linking its report."""
+    processed = [entry for entry in entries if entry.quarantined is None]
+    quarantined = [entry for entry in entries if entry.quarantined is not None]
+    rows_in = sum(entry.rows_in for entry in processed)
+    rejected = sum(entry.rows_rejected for entry in processed)
+    head = "".join(
+        f"<th>{escape(cell)}</th>"
+        for cell in ("file", "dataset", "month", "rows in", "clean", "rejected", "rejected %")
+    )
+    body = "".join(
+        f"<tr><td><a href='{escape(entry.href)}'>{escape(entry.name)}</a></td>"
+        f"<td>{escape(entry.dataset)}</td><td>{escape(entry.month)}</td>"
+        f"<td class=n>{entry.rows_in:,}</td><td class=n>{entry.rows_clean:,}</td>"
+        f"<td class=n>{entry.rows_rejected:,}</td>"
+        f"<td class=n>{entry.rows_rejected / entry.rows_in if entry.rows_in else 0:.1%}</td></tr>"
+        for entry in processed
+    )
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>Quality reports</title><style>{_STYLE}</style></head><body>",
+        "<h1>Quality reports</h1>",
+        f"<p class=sub>{len(processed)} file(s) processed, {len(quarantined)} quarantined; "
+        f"{rows_in:,} rows in, {rejected:,} rejected</p>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        if processed
+        else "<p class=muted>No processed files.</p>",
+    ]
+    if quarantined:
+        parts += [
+            "<h2>Quarantined</h2>",
+            "<table><thead><tr><th>file</th><th>why</th></tr></thead><tbody>",
+            *(
+                f"<tr><td><a href='{escape(entry.href)}'>{escape(entry.name)}</a></td>"
+                f"<td>{escape(entry.quarantined or '')}</td></tr>"
+                for entry in quarantined
+            ),
+            "</tbody></table>",
+        ]
+    parts.append("</body></html>\n")
+    return "".join(parts)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from etl.core.errors import UsageError
 
@@ -63,3 +65,51 @@ class EtlSettings:
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not (low <= value <= high):
         raise UsageError(f"{name}={value} is out of range: use a value from {low} to {high}")
+
+
+def settings_from_mapping(values: Mapping[str, Any], origin: str = "settings") -> EtlSettings:
+    """EtlSettings from a mapping of field names to values (a parsed TOML file, stack config),
+    each checked for its type and range: a bad one is a UsageError naming `origin` and the key.
+    Keys left out keep their defaults."""
+    known = {item.name: item for item in fields(EtlSettings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(
+            f"{origin}: unknown setting {unknown[0]!r}; the settings are: {', '.join(known)}"
+        )
+    chosen: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "coordinate_bounds":
+            chosen[name] = _bounds(value, origin)
+        elif name == "refund_payment_types":
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(item, int) and not isinstance(item, bool) for item in value
+            ):
+                raise UsageError(f"{origin}: refund_payment_types must be a list of integers")
+            chosen[name] = tuple(value)
+        else:
+            chosen[name] = _number(name, value, origin)
+    try:
+        return EtlSettings(**chosen)
+    except UsageError as error:
+        raise UsageError(f"{origin}: {error}") from None
+
+
+def _number(name: str, value: Any, origin: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{origin}: {name} must be a number, not {value!r}")
+    return float(value)
+
+
+def _bounds(value: Any, origin: str) -> CoordinateBounds:
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{origin}: coordinate_bounds must be a table of four numbers")
+    known = [item.name for item in fields(CoordinateBounds)]
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise UsageError(
+            f"{origin}: unknown setting coordinate_bounds.{unknown[0]}; use {', '.join(known)}"
+        )
+    return CoordinateBounds(
+        **{key: _number(f"coordinate_bounds.{key}", item, origin) for key, item in value.items()}
+    )

@@ -26,11 +26,11 @@ def run(*args: str | Path) -> tuple[int, str, str]:
 
 
 def test_success_writes_clean_rejects_and_report(tmp_path: Path, sample_csv: Path) -> None:
-    # Contract: exit 0, DIR/clean/*.parquet, DIR/rejects/*.parquet, DIR/report.json with counts.
+    # Contract: exit 0, DIR/clean/*.parquet, DIR/rejects/*.parquet, DIR/reports/<stem>.json.
     out = tmp_path / "out"
     code, stdout, _ = run("process", sample_csv, "--out", out)
     assert code == 0, stdout
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "reports" / f"{sample_csv.name.split('.')[0]}.json").read_text())
     clean = pl.read_parquet(next((out / "clean").glob("*.parquet")))
     rejects = pl.read_parquet(next((out / "rejects").glob("*.parquet")))
     assert report["rows_in"] == 266
@@ -171,7 +171,7 @@ def test_header_only_csv_is_an_empty_result_not_an_error(tmp_path: Path) -> None
     header = ",".join(yellow_trip())
     source = write_csv(tmp_path, "yellow_tripdata_2024-01.csv", [header])
     code, _, _ = run("process", source, "--out", tmp_path / "out")
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / "reports" / "yellow_tripdata_2024-01.json").read_text())
     assert code == 0
     assert (report["rows_in"], report["rows_clean"], report["rows_rejected"]) == (0, 0, 0)
 
@@ -181,7 +181,7 @@ def test_gzipped_csv_is_processed(tmp_path: Path, sample_csv: Path) -> None:
     source = tmp_path / "yellow_tripdata_2020-07.csv.gz"
     source.write_bytes(gzip.compress(sample_csv.read_bytes()))
     code, _, _ = run("process", source, "--out", tmp_path / "out")
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / "reports" / "yellow_tripdata_2020-07.json").read_text())
     assert code == 0
     assert report["format"] == "csv.gz"
     assert report["rows_in"] == 266
@@ -227,11 +227,12 @@ def test_the_console_script_flushes_its_output_and_keeps_the_exit_status(tmp_pat
     failed = subprocess.run(
         [script, "process", bad, "--out", tmp_path / "bad"], capture_output=True, text=True
     )
+    report = tmp_path / "good" / "reports" / "yellow_tripdata_2024-01.html"
     assert (done.returncode, done.stdout.strip()) == (
         0,
-        f"yellow 2024-01: 1 rows in, 1 clean, 0 rejected -> {tmp_path / 'good'}",
+        f"yellow 2024-01: 1 rows in, 1 clean, 0 rejected -> {report}",
     )
-    assert (tmp_path / "good" / "report.json").is_file()
+    assert report.is_file()
     assert failed.returncode == 3
-    assert failed.stderr.startswith("error: not a readable Parquet file")
+    assert failed.stderr.startswith(f"error: {bad.name}: not a readable Parquet file")
     assert failed.stderr.count("\n") == 1
