@@ -264,6 +264,14 @@ def _summary_table(outcomes: list[FileOutcome], index: Path) -> None:
 
 # --- Infrastructure ------------------------------------------------------------------------------
 
+PROJECT_DIR_OPTION = typer.Option(
+    "--project-dir",
+    help="The project (a clone, with Pulumi.yaml). Default: the current directory or the first "
+    "parent with a Pulumi.yaml.",
+    file_okay=False,
+    show_default=False,
+)
+
 
 @app.command()
 def synth(
@@ -284,6 +292,7 @@ def synth(
             "the components and their resources.",
         ),
     ] = "json",
+    project_dir: Annotated[Path | None, PROJECT_DIR_OPTION] = None,
 ) -> None:
     """Print what `pulumi up -s STACK` would create, offline: no AWS account, CLI or network.
 
@@ -293,10 +302,13 @@ def synth(
 
     Example: `dataplatform synth -s prod --format mermaid > prod.mmd`
     """
+    from dataplatform.project import find_project
+
+    root = find_project(project_dir)
     # Imported here so the ETL commands do not pay for loading Pulumi.
     from dataplatform.synth import synth as synthesise
 
-    typer.echo(synthesise(stack, output_format), nl=False)
+    typer.echo(synthesise(stack, output_format, root=root), nl=False)
 
 
 # --- Bundle ---------------------------------------------------------------------------------------
@@ -326,6 +338,7 @@ def bundle(
             "bytecode, import_ms) instead of a summary.",
         ),
     ] = False,
+    project_dir: Annotated[Path | None, PROJECT_DIR_OPTION] = None,
 ) -> None:
     """Build the Lambda bundle: the ETL and its dependencies from Lambda-platform wheels, as a
     deterministic zip (same inputs, same sha256), cached by a hash of the sources, the lock file
@@ -340,9 +353,10 @@ def bundle(
     from rich.console import Console
 
     from dataplatform.bundle import BundleTarget, build_bundle
+    from dataplatform.project import find_project
 
     target = BundleTarget(python_version=python_version, arch=arch)
-    project_root = Path(__file__).resolve().parent.parent
+    project_root = find_project(project_dir)
     console = Console(stderr=True)
     with console.status("building the bundle") as status:
         result = build_bundle(
