@@ -74,6 +74,27 @@ class ProcessResult:
             self.clean_plan.sink_parquet(path, row_group_size=ROW_GROUP_ROWS)
 
 
+REJECT_SAMPLES_PER_REASON = 3
+"""Rejected rows shown per reason in the report: enough to see what a reason looks like."""
+
+
+def reject_samples(rejects: pl.DataFrame) -> list[dict[str, Any]]:
+    """The first rejected rows of each reason (in input order), every value as text, so that a
+    report can show what was rejected without opening the rejects file."""
+    if rejects.is_empty():
+        return []
+    sample = (
+        rejects.sort("source_row")
+        .group_by("reject_reason", maintain_order=True)
+        .head(REJECT_SAMPLES_PER_REASON)
+        .sort("source_row")
+    )
+    return [
+        {key: None if value is None else str(value) for key, value in row.items()}
+        for row in sample.iter_rows(named=True)
+    ]
+
+
 def process_file(
     path: Path,
     *,
@@ -141,6 +162,7 @@ def process_file(
         "read": round((read_done - started) * 1000, 1),
         "transform": round((done - read_done) * 1000, 1),
     }
+    report["reject_samples"] = reject_samples(rejects)
     stem = output_stem(name)
     if report["rows_clean"] + report["rows_rejected"] != report["rows_in"]:
         raise AssertionError("row conservation broken: rows_in != rows_clean + rows_rejected")

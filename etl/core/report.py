@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import polars as pl
@@ -60,6 +61,7 @@ def build_report(
         "rows_clean": rows_clean,
         "rows_rejected": rows_rejected,
         "reasons": reasons,
+        "reason_meanings": {rule.reason: rule.description for rule in spec.rules},
         "rule_order": list(spec.reasons),
         "null_rate": {
             name: round(summary[f"nulls:{name}"] / rows_in, 6) if rows_in else 0.0
@@ -83,7 +85,21 @@ def build_report(
             "blank_lines": raw_input.blank_lines,
         },
         "settings": _settings_dict(context.settings),
+        "provenance": {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": source,
+            "etl_version": etl_version(),
+        },
     }
+
+
+def etl_version() -> str:
+    """The version of the code that built a report: the installed package's, or `unknown` where
+    no package metadata ships (the Lambda bundle carries the sources only)."""
+    try:
+        return version("dataplatform")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _range(low: object, high: object) -> dict[str, str | None]:
