@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -222,14 +223,67 @@ def _component_of(resource: RecordedResource, by_urn: Mapping[str, RecordedResou
     return current.urn if current is not None else None
 
 
-def render_mermaid(run: ProgramRun, *, stack: str, bundle: Mapping[str, Any]) -> str:
-    """A Mermaid flowchart: one subgraph per component, edges where one feeds another."""
+COMPONENT_ORDER = ("DataLake", "Processor", "Database", "Network")
+"""Components top to bottom in the diagram: along the data path first, then what carries it."""
+DATA_PATH = (
+    ("aws:s3/bucket:Bucket", "raw/ ObjectCreated"),
+    ("aws:sqs/queue:Queue", "event source mapping"),
+    ("aws:lambda/function:Function", "COPY over TLS, 5432"),
+    ("aws:rds/instance:Instance", ""),
+)
+"""The resources a trip file's data passes through, with the label of the edge leaving each."""
+
+
+def _node_id(resource: RecordedResource) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in resource.name)
+
+
+def _data_path(run: ProgramRun) -> list[tuple[RecordedResource, RecordedResource, str]]:
+    """Edges bucket → queue → function → database. The queue is the one the function's event
+    source mapping reads (not the dead-letter queue)."""
     by_urn = {resource.urn: resource for resource in run.resources}
-    components = sorted((r for r in run.resources if not r.custom), key=lambda r: r.name)
+    mappings = [
+        r for r in run.resources if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping"
+    ]
+    fed: set[str] = {dep for mapping in mappings for dep in mapping.dependencies}
+    stops: list[tuple[RecordedResource, str]] = []
+    for type_, label in DATA_PATH:
+        candidates = [r for r in run.resources if r.type == type_]
+        if type_ == "aws:sqs/queue:Queue":
+            candidates = [r for r in candidates if r.urn in fed] or candidates
+        if len(candidates) != 1 and type_ != "aws:sqs/queue:Queue":
+            return []
+        if not candidates:
+            return []
+        stops.append((by_urn[candidates[0].urn], label))
+    return [(a, b, label) for (a, label), (b, _) in pairwise(stops)]
+
+
+def render_mermaid(run: ProgramRun, *, stack: str, bundle: Mapping[str, Any]) -> str:
+    """A Mermaid flowchart read top to bottom: one subgraph per component (in data-path order)
+    with its resources and the dependencies between them, and the data path as bold labelled
+    edges: bucket → queue → function → database."""
+    by_urn = {resource.urn: resource for resource in run.resources}
+
+    def order(component: RecordedResource) -> tuple[int, str]:
+        kind = component.type.rsplit(":", 1)[-1]
+        rank = COMPONENT_ORDER.index(kind) if kind in COMPONENT_ORDER else len(COMPONENT_ORDER)
+        return rank, component.name
+
+    components = sorted((r for r in run.resources if not r.custom), key=order)
     ids = {component.urn: f"c{index}" for index, component in enumerate(components)}
     note = " (placeholder bundle)" if bundle.get("placeholder") else ""
-    lines = [f"%% dataplatform synth --stack {stack}{note}", "flowchart LR"]
-    counter = 0
+    # ELK keeps each subgraph compact and the subgraphs stacked; a renderer without it falls
+    # back to its default layout.
+    lines = [
+        "---",
+        "config:",
+        "  layout: elk",
+        "---",
+        f"%% dataplatform synth --stack {stack}{note}",
+        "flowchart TB",
+    ]
+    inner: list[str] = []
     for component in components:
         kind = component.type.rsplit(":", 1)[-1]
         lines.append(f'    subgraph {ids[component.urn]}["{kind}: {component.name}"]')
@@ -238,18 +292,30 @@ def render_mermaid(run: ProgramRun, *, stack: str, bundle: Mapping[str, Any]) ->
             (r for r in run.resources if r.custom and _component_of(r, by_urn) == component.urn),
             key=lambda r: (r.type, r.name),
         )
+        names = {member.urn for member in members}
         for member in members:
-            lines.append(f'        r{counter}["{_short_type(member.type)}<br/>{member.name}"]')
-            counter += 1
+            lines.append(
+                f'        {_node_id(member)}["{_short_type(member.type)}<br/>{member.name}"]'
+            )
+            inner.extend(
+                f"        {_node_id(by_urn[dep])} --> {_node_id(member)}"
+                for dep in sorted(member.dependencies)
+                if dep in names and dep != member.urn
+            )
+        lines.extend(sorted(set(inner)))
+        inner.clear()
         lines.append("    end")
-    edges = set()
-    for resource in run.resources:
-        target = _component_of(resource, by_urn)
-        for dependency in resource.dependencies:
-            source = _component_of(by_urn[dependency], by_urn) if dependency in by_urn else None
-            if source and target and source != target and source in ids and target in ids:
-                edges.add((ids[source], ids[target]))
-    lines.extend(f"    {source} --> {target}" for source, target in sorted(edges))
+    path = _data_path(run)
+    lines.extend(
+        f'    {_node_id(a)} == "{label}" ==> {_node_id(b)}'
+        if label
+        else f"    {_node_id(a)} ==> {_node_id(b)}"
+        for a, b, label in path
+    )
+    # Invisible links stack the components in order (without them Mermaid puts unconnected
+    # subgraphs side by side, and dependency edges would pull the network to the top).
+    ordered = [ids[component.urn] for component in components]
+    lines.extend(f"    {a} ~~~ {b}" for a, b in pairwise(ordered))
     return "\n".join(lines) + "\n"
 
 

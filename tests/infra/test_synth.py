@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -71,18 +72,27 @@ def test_missing_bundle_is_replaced_and_flagged(tmp_path: Path) -> None:
 
 
 def test_mermaid_draws_components_and_their_wiring() -> None:
-    # Rule: one subgraph per component with its resources; an edge where one feeds another.
+    # Rule: one subgraph per component with its resources and the dependencies between them,
+    # stacked top to bottom along the data path, which is drawn bucket → queue → function → db.
     text = synth("prod", "mermaid")
-    subgraphs = dict(re.findall(r'subgraph (c\d+)\["\w+: (\w+)"\]', text))
-    edges = {(subgraphs[a], subgraphs[b]) for a, b in re.findall(r"(c\d+) --> (c\d+)", text)}
-    assert sorted(subgraphs.values()) == ["database", "lake", "network", "processor"], text
-    assert "aws.lambda.Function<br/>processor-function" in text, text
-    assert edges == {
-        ("network", "database"),
-        ("network", "processor"),
-        ("lake", "processor"),
-        ("database", "processor"),
-    }, edges
+    assert text.startswith("---\nconfig:\n  layout: elk\n---\n"), text
+    assert "\nflowchart TB\n" in text
+    subgraphs = re.findall(r'subgraph (c\d+)\["\w+: (\w+)"\]', text)
+    assert [name for _, name in subgraphs] == ["lake", "processor", "database", "network"], text
+    ids = [node for node, _ in subgraphs]
+    stacked = re.findall(r"(c\d+) ~~~ (c\d+)", text)
+    assert stacked == list(pairwise(ids)), stacked
+    assert 'n_processor_function["aws.lambda.Function<br/>processor-function"]' in text, text
+    path = re.findall(r"(n_\w+) == \"[^\"]+\" ==> (n_\w+)", text)
+    assert path == [
+        ("n_lake_bucket", "n_processor_queue"),
+        ("n_processor_queue", "n_processor_function"),
+        ("n_processor_function", "n_database_instance"),
+    ], path
+    for block in text.split("subgraph ")[1:]:
+        body = block.split("    end")[0]
+        assert re.search(r"n_\w+ --> n_\w+", body), f"no edge inside {block.splitlines()[0]}"
+    assert "n_lake_bucket --> n_lake_versioning" in text
 
 
 def test_cli_prints_the_manifest() -> None:
