@@ -302,13 +302,17 @@ def synth(
 
     Example: `dataplatform synth -s prod --format mermaid > prod.mmd`
     """
+    from rich.console import Console
+
     from dataplatform.project import find_project
 
     root = find_project(project_dir)
-    # Imported here so the ETL commands do not pay for loading Pulumi.
-    from dataplatform.synth import synth as synthesise
+    with Console(stderr=True).status(f"synthesising stack {stack} under Pulumi's mocks"):
+        # Imported here so the ETL commands do not pay for loading Pulumi.
+        from dataplatform.synth import synth as synthesise
 
-    typer.echo(synthesise(stack, output_format, root=root), nl=False)
+        text = synthesise(stack, output_format, root=root)
+    typer.echo(text, nl=False)
 
 
 # --- Bundle ---------------------------------------------------------------------------------------
