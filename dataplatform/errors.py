@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from pathlib import PurePath
 from typing import Any
@@ -60,7 +61,10 @@ def debug_requested() -> bool:
 
 
 def check_database_url(url: str, option: str = "--database-url") -> str:
-    """`url` if it is a postgresql:// URL; a usage error naming the option otherwise."""
+    """`url` if it is a postgresql:// URL (or libpq's `host=... dbname=...` keyword form); a
+    usage error naming the option otherwise."""
+    if "://" not in url and re.match(r"^\s*\w+\s*=", url):
+        return url
     scheme = urlsplit(url).scheme
     if scheme not in POSTGRES_SCHEMES:
         shown = f"{scheme}://" if scheme else repr(url.split("@")[-1][:40])

@@ -102,3 +102,10 @@ def test_an_unexpected_failure_says_it_is_a_bug(monkeypatch: pytest.MonkeyPatch)
     assert code == 1
     assert "unexpected KeyError" in line
     assert "--debug" in line
+
+
+def test_libpq_keyword_form_is_accepted() -> None:
+    # `host=... dbname=...` is a valid libpq connection string: it reaches the connection.
+    code, line = one_line_error(["migrate", "--database-url", "host=127.0.0.1 port=1 dbname=x"])
+    assert code == 1
+    assert "cannot connect to the database" in line
