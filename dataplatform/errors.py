@@ -178,8 +178,8 @@ def _explain_os(error: OSError) -> DataplatformError | None:
         )
     if error.errno in {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}:
         return DataplatformError(
-            f"cannot use {where}: {reason}: choose an output directory whose parents are "
-            "directories (--out)"
+            f"cannot create or use {where} ({reason}): choose an output directory you can "
+            "create and write to (--out)"
         )
     if error.errno == errno.ENOSPC:
         return DataplatformError(f"no space left writing {where}: free space or use another --out")

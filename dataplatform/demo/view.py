@@ -87,7 +87,11 @@ def print_summary(result: DemoResult, console: Console | None = None) -> None:
         top.add_row(reason, f"{count:,}")
     console.print(top)
 
-    months = Table(title="Rows in PostgreSQL (taxi.trips)")
+    months = Table(
+        title="Rows in PostgreSQL (taxi.trips)",
+        caption="By pickup month. A file keeps trips picked up within month_grace_hours (24 h) "
+        "of its month, so a July file can add rows to June.",
+    )
     for column in ("dataset", "month", "rows"):
         months.add_column(column, justify="right" if column == "rows" else "left")
     for dataset, month, count in result.trips_per_month:
