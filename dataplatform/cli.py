@@ -558,6 +558,7 @@ def backfill(
     Example: `dataplatform backfill -s dev --prefix raw/yellow/yellow_tripdata_2024 --dry-run`
     """
     import boto3
+    from rich.console import Console
 
     from dataplatform.backfill import NOTHING_MATCHED_EXIT, bucket_of_stack, stack_outputs
     from dataplatform.backfill import backfill as enqueue
@@ -568,9 +569,10 @@ def backfill(
         bucket = bucket_of_stack(stack_outputs(stack), stack)
     elif stack is not None:
         raise UsageError("give --bucket or --stack, not both")
-    result = enqueue(
-        boto3.client("s3"), boto3.client("sqs"), bucket, prefix, queue_url, dry_run=dry_run
-    )
+    with Console(stderr=True).status(f"listing s3://{bucket}/{prefix}"):
+        result = enqueue(
+            boto3.client("s3"), boto3.client("sqs"), bucket, prefix, queue_url, dry_run=dry_run
+        )
     source = f"s3://{bucket}/{prefix}"
     if as_json:
         typer.echo(json.dumps({"bucket": bucket, "prefix": prefix, **result.as_dict()}))

@@ -162,8 +162,8 @@ def _explain_import(error: ModuleNotFoundError) -> DataplatformError | None:
     if extra is None:
         return None
     return MissingExtra(
-        f"this command needs the '{extra}' extra ({top} is not installed): "
-        f"uv tool install 'dataplatform[{extra}]' (or uv sync in a clone)"
+        f"this command needs the '{extra}' extra ({top} is not installed): in your clone, "
+        f"uv tool install --force '.[{extra}]' (or uv sync to work in the clone)"
     )
 
 

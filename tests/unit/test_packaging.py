@@ -59,7 +59,7 @@ def test_synth_without_the_infra_extra_says_which_to_install(
     result = runner.invoke(app, ["synth", "-s", "dev", "--project-dir", str(ROOT)])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: this command needs the 'infra' extra")
-    assert "uv tool install 'dataplatform[infra]'" in result.stderr
+    assert "uv tool install --force '.[infra]'" in result.stderr
 
 
 def test_demo_without_the_demo_extra_says_which_to_install(
@@ -71,7 +71,7 @@ def test_demo_without_the_demo_extra_says_which_to_install(
     monkeypatch.setitem(sys.modules, "numpy", None)
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "uv tool install 'dataplatform[demo]'" in result.stderr
+    assert "uv tool install --force '.[demo]'" in result.stderr
 
 
 def test_project_is_found_from_a_subdirectory() -> None:
