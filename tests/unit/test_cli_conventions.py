@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from dataplatform import bundle as bundle_module
@@ -19,7 +20,8 @@ from etl.core.specs import DATASETS
 from tests.repo import ROOT
 
 runner = CliRunner()
-COMMANDS = ["process", "synth", "bundle", "migrate", "rotate-db-password", "demo", "backfill"]
+# Every registered command, so that a new one needs its example too.
+COMMANDS = sorted(typer.main.get_command(cli.app).commands)  # type: ignore[attr-defined]
 
 
 def help_of(*args: str) -> str:
