@@ -12,23 +12,28 @@ same keys for the CLI and a test holds the two equal.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from etl.contract import (
+    BUNDLE_MANIFEST,
     DEFAULT_ARCHITECTURE,
     PASSWORD_CONFIG_KEY,
     PASSWORD_FORBIDDEN,
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
+    PYTHON_VERSION,
     Architecture,
 )
 
@@ -127,13 +132,21 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("processorArchitecture", "string", DEFAULT_ARCHITECTURE.value),
     ConfigKey("processorMemoryMb", "integer", 2048),
     ConfigKey("processorTimeoutSeconds", "integer", 300),
-    ConfigKey("processorReservedConcurrency", "integer", 2),
+    ConfigKey("processorReservedConcurrency", "integer", 3),
     ConfigKey("processorEphemeralStorageMb", "integer", 2048),
     ConfigKey("processorBatchSize", "integer", 1),
     ConfigKey("processorMaxReceiveCount", "integer", 3),
     ConfigKey(BUNDLE_KEY, "string", "build/lambda/processor.zip"),
     ConfigKey("processorLogLevel", "string", "INFO"),
 )
+
+MIN_POLLER_CONCURRENCY = 2
+"""An SQS event source mapping's smallest maximum concurrency (Lambda ScalingConfig)."""
+MIGRATION_CONCURRENCY = 1
+"""Executions of the reservation the queue's poller never takes: the deploy-time migration's."""
+UNRESERVED_MINIMUM = 100
+"""Lambda keeps at least this many of an account's concurrent executions unreserved
+(PutFunctionConcurrency fails otherwise)."""
 
 # The retention values CloudWatch Logs accepts (0, "never expire", is deliberately not offered).
 LOG_RETENTION_DAYS = frozenset(
@@ -210,8 +223,8 @@ class DatabaseSettings:
     """`dbName`, default dataplatform: the database created at launch; a letter, then up to 62
     letters, digits or underscores."""
     username: str
-    """`dbUsername`, default dataplatform: the master user; same rules as `dbName`, not
-    `rdsadmin`."""
+    """`dbUsername`, default dataplatform: the master user; a letter, then up to 15 letters,
+    digits or underscores (RDS's limit for PostgreSQL), not `rdsadmin`."""
     password: pulumi.Input[str] = field(repr=False)
     """`dbPassword`, secret, required: 8 to 128 printable ASCII characters without `/`, `@`, `"`
     or space. Held as a secret Output; never printed."""
@@ -229,8 +242,17 @@ class ProcessorSettings:
     """`processorTimeoutSeconds`, default 300: 1 to 900 s; the queue's visibility timeout is six
     times this, as AWS recommends for SQS event sources."""
     reserved_concurrency: int
-    """`processorReservedConcurrency`, default 2: 1 to 1000 concurrent executions, which also caps
-    the connections the processor opens to the database."""
+    """`processorReservedConcurrency`, default 3: 3 to 1000 concurrent executions, which also caps
+    the connections the processor opens to the database. One of them is kept free of the queue
+    for the deploy-time migration; the queue's poller may use the rest (at least 2, SQS's
+    minimum for a maximum concurrency)."""
+
+    @property
+    def poller_concurrency(self) -> int:
+        """The event source mapping's maximum concurrency: the reservation less the slot kept
+        for the migration, so a busy queue can neither throttle itself nor a deploy."""
+        return self.reserved_concurrency - MIGRATION_CONCURRENCY
+
     ephemeral_storage_mb: int
     """`processorEphemeralStorageMb`, default 2048: /tmp size, 512 to 10240 MB."""
     batch_size: int
@@ -298,22 +320,22 @@ class _Reader:
 
     def __init__(self, raw: Mapping[str, str | None], project: str, stack: str) -> None:
         self._raw = raw
-        self._project = project
-        self._stack = stack
+        self.project = project
+        self.stack = stack
         self._defaults = {key.name: key.default for key in CONFIG_KEYS}
         self.problems: list[str] = []
 
     def fail(self, key: str, problem: str, example: str | None = None) -> None:
         """Record that `key` is invalid, with the command that sets a valid value."""
-        fix = f"pulumi config set {key} {example or '<value>'} -s {self._stack}"
+        fix = f"pulumi config set {key} {example or '<value>'} -s {self.stack}"
         if key == PASSWORD_KEY:
-            fix = f"pulumi config set --secret {key} <password> -s {self._stack}"
-        self.problems.append(f"{self._project}:{key} {problem} (fix: {fix})")
+            fix = f"pulumi config set --secret {key} <password> -s {self.stack}"
+        self.problems.append(f"{self.project}:{key} {problem} (fix: {fix})")
 
     def _value(self, key: str) -> str | None:
         value = self._raw.get(key)
         if value is None:
-            default = self._defaults[key]
+            default = self._defaults.get(key)
             return None if default is None else _yaml_scalar(default)
         return value
 
@@ -367,6 +389,11 @@ def _yaml_scalar(value: str | int | bool) -> str:
 
 _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+# RDS for PostgreSQL's master user name: 1 to 16 letters, digits or underscores, a letter first
+# (RDS CreateDBInstance, MasterUsername constraints).
+_MASTER_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+# The configuration namespaces this program's stacks may use: its own and its providers'.
+PROVIDER_NAMESPACES = frozenset({"aws", "random", "pulumi"})
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
 
@@ -378,13 +405,27 @@ def parse_settings(
     stack: str,
     root: Path,
     password: pulumi.Input[str],
+    secret_keys: Collection[str] | None = None,
+    other_keys: Collection[str] = (),
 ) -> Settings:
     """Validate raw config strings (keys without the project prefix) into `Settings`.
 
     `raw[PASSWORD_KEY]` is the plaintext password, used only to check RDS's rules; `password` is
-    the secret Output the database receives. Raises one `SettingsError` naming every bad key.
+    the secret Output the database receives. `raw` holds every key the stack sets in the
+    project's namespace, so an undeclared one is refused; `other_keys` are the stack's full keys
+    in other namespaces (`aws:region`); `secret_keys` the short keys the engine holds encrypted
+    (None: trust that the secret keys are). Raises one `SettingsError` naming every bad key.
     """
     read = _Reader(raw, project, stack)
+    _check_keys(read, raw, other_keys)
+    if secret_keys is not None:
+        for key in CONFIG_KEYS:
+            if key.secret and raw.get(key.name) and key.name not in secret_keys:
+                read.fail(
+                    key.name,
+                    "is stored in plaintext; a secret must be encrypted in the stack file "
+                    f"(run `pulumi config rm {key.name} -s {stack}` first)",
+                )
     if not _STACK_NAME.match(stack):
         read.problems.append(
             f"stack name {stack!r} must be 1 to 20 lowercase letters, digits or hyphens, starting "
@@ -422,6 +463,39 @@ def parse_settings(
         database=database,
         processor=processor,
     )
+
+
+def nearest_key(key: str, known: Collection[str]) -> str | None:
+    """The declared key `key` is most likely a typo of, if any is close enough."""
+    by_case = {name.lower(): name for name in known}
+    if key.lower() in by_case:
+        return by_case[key.lower()]
+    found = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _check_keys(read: _Reader, raw: Mapping[str, str | None], other_keys: Collection[str]) -> None:
+    """Refuse every key this program does not declare: a typo would otherwise fall back to the
+    default silently (`dbMultiAZ: false` leaves dev Multi-AZ at twice the cost)."""
+    declared = [key.name for key in CONFIG_KEYS]
+    for key in sorted(set(raw) - set(declared)):
+        guess = nearest_key(key, declared)
+        hint = f"; did you mean {guess}?" if guess else ""
+        read.problems.append(
+            f"{read.project}:{key} is not a setting of this program{hint} "
+            f"(fix: pulumi config rm {key} -s {read.stack}; the settings are listed in "
+            "Pulumi.yaml)"
+        )
+    for full_key in sorted(other_keys):
+        namespace, _, name = full_key.partition(":")
+        if namespace in PROVIDER_NAMESPACES or namespace == read.project:
+            continue
+        guess = nearest_key(namespace, [read.project, *sorted(PROVIDER_NAMESPACES)])
+        hint = f"; did you mean {guess}:{name}?" if guess else ""
+        read.problems.append(
+            f"{full_key} is in a namespace no part of this program reads{hint} "
+            f"(fix: pulumi config rm {full_key} -s {read.stack})"
+        )
 
 
 def _vpc_cidr(read: _Reader) -> str:
@@ -482,16 +556,21 @@ def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
             f"must be 7, a multiple of 31 up to 713, or 731, got {insights}",
             "7",
         )
-    names = {}
-    for key in ("dbName", "dbUsername"):
-        names[key] = read.string(key).strip()
-        if not _IDENTIFIER.match(names[key]):
-            read.fail(
-                key,
-                "must be a letter followed by up to 62 letters, digits or underscores, "
-                f"got {names[key]!r}",
-                "dataplatform",
-            )
+    names = {key: read.string(key).strip() for key in ("dbName", "dbUsername")}
+    if not _IDENTIFIER.match(names["dbName"]):
+        read.fail(
+            "dbName",
+            "must be a letter followed by up to 62 letters, digits or underscores, "
+            f"got {names['dbName']!r}",
+            "dataplatform",
+        )
+    if not _MASTER_USERNAME.match(names["dbUsername"]):
+        read.fail(
+            "dbUsername",
+            "must be a letter followed by up to 15 letters, digits or underscores (RDS's master "
+            f"user name rules), got {names['dbUsername']!r}",
+            "dataplatform",
+        )
     if names["dbUsername"].lower() == "rdsadmin":
         read.fail("dbUsername", "must not be rdsadmin, which RDS reserves", "dataplatform")
     _check_password(read, read.plaintext(PASSWORD_KEY))
@@ -546,17 +625,60 @@ def _processor(read: _Reader, root: Path) -> ProcessorSettings:
         )
     elif not zipfile.is_zipfile(bundle):
         read.fail(BUNDLE_KEY, f"points at {bundle_value!r}, which is not a zip archive")
+    architecture = read.choice("processorArchitecture", Architecture)
+    if bundle.is_file() and zipfile.is_zipfile(bundle):
+        problem = bundle_target_problem(bundle, architecture)
+        if problem:
+            read.fail(BUNDLE_KEY, f"points at {bundle_value!r}, {problem}")
     return ProcessorSettings(
-        architecture=read.choice("processorArchitecture", Architecture),
+        architecture=architecture,
         memory_mb=read.integer("processorMemoryMb", 128, 10240),
         timeout_seconds=read.integer("processorTimeoutSeconds", 1, 900),
-        reserved_concurrency=read.integer("processorReservedConcurrency", 1, 1000),
+        reserved_concurrency=read.integer(
+            "processorReservedConcurrency", MIN_POLLER_CONCURRENCY + MIGRATION_CONCURRENCY, 1000
+        ),
         ephemeral_storage_mb=read.integer("processorEphemeralStorageMb", 512, 10240),
         batch_size=read.integer("processorBatchSize", 1, 10),
         max_receive_count=read.integer("processorMaxReceiveCount", 1, 1000),
         bundle_path=bundle,
         log_level=read.choice("processorLogLevel", LogLevel),
     )
+
+
+def bundle_target(bundle: Path) -> tuple[str, str] | None:
+    """(architecture, Python) the bundle records it was built for; None if it records none."""
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            document = json.loads(archive.read(BUNDLE_MANIFEST))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+    if not isinstance(document, dict):
+        return None
+    return str(document.get("architecture")), str(document.get("python"))
+
+
+def bundle_target_problem(bundle: Path, architecture: Architecture) -> str | None:
+    """Why the bundle cannot run as a `python{PYTHON_VERSION}` function on `architecture`.
+
+    Its wheels are compiled for one CPU and one Python: a mismatch would only show at the first
+    invocation (the deploy-time migration), after every resource had been created.
+    """
+    target = bundle_target(bundle)
+    rebuild = f"rebuild it with `uv run dataplatform bundle --arch {architecture.value}`"
+    if target is None:
+        return f"which records no target ({BUNDLE_MANIFEST}); {rebuild}"
+    built_arch, built_python = target
+    if built_arch != architecture.value:
+        return (
+            f"which is built for {built_arch} but processorArchitecture is "
+            f"{architecture.value}; {rebuild} or set processorArchitecture {built_arch}"
+        )
+    if built_python != PYTHON_VERSION:
+        return (
+            f"which is built for Python {built_python} but the function runs "
+            f"python{PYTHON_VERSION}; {rebuild}"
+        )
+    return None
 
 
 def _prod_rules(read: _Reader, lake: LakeSettings, database: DatabaseSettings) -> None:
@@ -584,14 +706,32 @@ def load_settings(config: pulumi.Config, *, root: Path) -> Settings:
     engine) to check RDS's rules before any resource exists, and `Config.require_secret` for the
     Output the database receives, so the value stays a secret from config to resource.
     """
-    raw = {key.name: config.get(key.name) for key in CONFIG_KEYS}
+    project = pulumi.get_project()
+    given, secret = _engine_config()
+    mine = {key.split(":", 1)[1] for key in given if key.startswith(f"{project}:")}
+    raw = {name: config.get(name) for name in sorted({key.name for key in CONFIG_KEYS} | mine)}
     password: pulumi.Input[str] = ""
     if raw[PASSWORD_KEY]:
         password = config.require_secret(PASSWORD_KEY)
     return parse_settings(
         raw,
-        project=pulumi.get_project(),
+        project=project,
         stack=pulumi.get_stack(),
         root=root,
         password=password,
+        secret_keys={key.split(":", 1)[1] for key in secret if key.startswith(f"{project}:")},
+        other_keys=[key for key in given if not key.startswith(f"{project}:")],
     )
+
+
+def _engine_config() -> tuple[set[str], set[str]]:
+    """Every config key the engine gave the program, and those it holds as secrets.
+
+    The engine passes config in `PULUMI_CONFIG` (and the mocks runtime through `set_all_config`);
+    the SDK reads one key at a time and offers no listing, hence its module-level state here.
+    """
+    given = set(runtime_config.get_config_env()) | set(runtime_config.CONFIG.get())
+    secret = set(runtime_config.get_config_secret_keys_env()) | {
+        key for key in given if runtime_config.is_config_secret(key)
+    }
+    return given, secret

@@ -26,7 +26,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from etl.contract import DEFAULT_ARCHITECTURE, PYTHON_VERSION, Architecture
+from etl.contract import (
+    BUNDLE_MANIFEST,
+    DEFAULT_ARCHITECTURE,
+    PYTHON_VERSION,
+    Architecture,
+    bundle_manifest,
+)
 from etl.core.errors import DataplatformError, UsageError
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
@@ -234,6 +240,7 @@ def build_bundle(
             for name, path in package_sources(root):
                 (site / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, site / name)
+            write_manifest(site, plan.target)
             if plan.bytecode_interpreter is not None:
                 step("precompiling bytecode")
                 compile_bytecode(Path(plan.bytecode_interpreter), site)
@@ -258,6 +265,14 @@ def build_bundle(
         cached=cached,
         bytecode=plan.bytecode_interpreter is not None,
         import_ms=measure_handler_import(final) if target.matches_this_machine() else None,
+    )
+
+
+def write_manifest(site: Path, target: BundleTarget) -> None:
+    """Record the target inside the bundle, where the program checks it against the stack's
+    `processorArchitecture` before creating anything."""
+    (site / BUNDLE_MANIFEST).write_text(
+        bundle_manifest(target.arch, target.python_version) + "\n", encoding="utf-8"
     )
 
 

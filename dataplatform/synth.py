@@ -32,6 +32,7 @@ import yaml
 
 from components.settings import BUNDLE_KEY, SettingsError
 from dataplatform.mocks import ProgramRun, RecordedResource, is_secret, run_program
+from etl.contract import BUNDLE_MANIFEST, DEFAULT_ARCHITECTURE, Architecture, bundle_manifest
 from etl.core.errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +102,8 @@ def load_stack_config(root: Path, stack: str) -> StackConfig:
         full_key = key if ":" in key else f"{project}:{key}"
         if isinstance(declaration, dict):
             if declaration.get("secret"):
+                # What `pulumi config set --secret` would have stored; a plaintext value in the
+                # stack file below replaces it and is no secret (the program refuses that).
                 secret_keys.add(full_key)
                 values[full_key] = PLACEHOLDER_SECRET
             elif "default" in declaration:
@@ -116,17 +119,24 @@ def load_stack_config(root: Path, stack: str) -> StackConfig:
             secret_keys.add(full_key)
             values[full_key] = PLACEHOLDER_SECRET
         else:
+            secret_keys.discard(full_key)
             values[full_key] = _scalar(value)
     return StackConfig(project=project, values=values, secret_keys=sorted(secret_keys))
 
 
-def placeholder_bundle() -> bytes:
-    """A fixed, tiny zip standing in for the processor bundle when it has not been built."""
-    entry = zipfile.ZipInfo("PLACEHOLDER.txt", date_time=(1980, 1, 1, 0, 0, 0))
-    entry.external_attr = 0o644 << 16
+def placeholder_bundle(architecture: Architecture = DEFAULT_ARCHITECTURE) -> bytes:
+    """A fixed, tiny zip standing in for the processor bundle when it has not been built,
+    recording the stack's architecture as its target (as a real build for it would)."""
+    entries = {
+        BUNDLE_MANIFEST: bundle_manifest(architecture) + "\n",
+        "PLACEHOLDER.txt": "dataplatform synth: the processor bundle was not built\n",
+    }
     with tempfile.SpooledTemporaryFile() as buffer:
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr(entry, "dataplatform synth: the processor bundle was not built\n")
+            for name, text in sorted(entries.items()):
+                entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                entry.external_attr = 0o644 << 16
+                archive.writestr(entry, text)
         buffer.seek(0)
         return buffer.read()
 
@@ -143,7 +153,9 @@ def _bundle_for(config: StackConfig, root: Path) -> Iterator[tuple[StackConfig, 
         return
     with tempfile.TemporaryDirectory(prefix="dataplatform-synth-") as directory:
         placeholder = Path(directory) / "processor.zip"
-        content = placeholder_bundle()
+        arch = config.values.get(f"{config.project}:processorArchitecture", "")
+        known = {member.value: member for member in Architecture}
+        content = placeholder_bundle(known.get(arch, DEFAULT_ARCHITECTURE))
         placeholder.write_bytes(content)
         values = {**config.values, key: str(placeholder)}
         info = {

@@ -8,6 +8,7 @@ infrastructure imports this module without loading the ETL.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Final
 
@@ -65,6 +66,19 @@ class Architecture(StrEnum):
 
 DEFAULT_ARCHITECTURE: Final = Architecture.ARM64
 """Graviton: cheaper per GB-second, and Polars is built for it."""
+
+BUNDLE_MANIFEST: Final = "dataplatform-bundle.json"
+"""The file at the root of the processor bundle recording its target, as JSON
+`{"architecture": "arm64", "python": "3.13"}`: written by `dataplatform bundle`, read by the
+program, which refuses a bundle built for another architecture or Python than the stack's."""
+
+
+def bundle_manifest(architecture: Architecture, python_version: str = PYTHON_VERSION) -> str:
+    """The manifest's JSON text for a bundle built for `architecture` and `python_version`."""
+    return json.dumps(
+        {"architecture": architecture.value, "python": python_version}, sort_keys=True
+    )
+
 
 HANDLER: Final = "etl.handler.handler"
 """The function's entry point: module path and function name inside the bundle."""

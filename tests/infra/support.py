@@ -10,6 +10,7 @@ from typing import Any
 from components.settings import BUNDLE_KEY, PASSWORD_KEY
 from dataplatform.mocks import ProgramRun, RecordedResource, RecordingMocks, run_program, unwrap
 from dataplatform.synth import load_stack_config
+from etl.contract import BUNDLE_MANIFEST, PYTHON_VERSION, Architecture, bundle_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
@@ -19,12 +20,22 @@ STACKS = ("dev", "prod")
 TEST_PASSWORD = "Infra-Test-Pw-7c1e9a"
 
 
-def write_bundle(path: Path, body: str = "def handler(event, context):\n    return {}\n") -> Path:
-    """A tiny deterministic processor bundle (fixed timestamps and modes)."""
-    entry = zipfile.ZipInfo("etl/handler.py", date_time=(1980, 1, 1, 0, 0, 0))
-    entry.external_attr = 0o644 << 16
+def write_bundle(
+    path: Path,
+    body: str = "def handler(event, context):\n    return {}\n",
+    architecture: Architecture | None = Architecture.ARM64,
+    python_version: str = PYTHON_VERSION,
+) -> Path:
+    """A tiny deterministic processor bundle (fixed timestamps and modes) that records its
+    target as `dataplatform bundle` does (`architecture` None: records none)."""
+    entries = {"etl/handler.py": body}
+    if architecture is not None:
+        entries[BUNDLE_MANIFEST] = bundle_manifest(architecture, python_version)
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(entry, body)
+        for name, text in sorted(entries.items()):
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, text)
     return path
 
 

@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 
 from components.settings import SettingsError
-from dataplatform.mocks import RecordingMocks
-from tests.infra.support import TEST_PASSWORD, run_stack
+from dataplatform.mocks import RecordingMocks, run_program
+from etl.contract import Architecture
+from tests.infra.support import (
+    PROGRAM,
+    PROJECT,
+    TEST_PASSWORD,
+    run_stack,
+    stack_config,
+    write_bundle,
+)
 
 # (stack, overrides, the key the message must name)
 CASES = [
@@ -21,6 +29,10 @@ CASES = [
     ("dev", {"processorMemoryMb": "64"}, "processorMemoryMb"),
     ("dev", {"processorTimeoutSeconds": "901"}, "processorTimeoutSeconds"),
     ("dev", {"processorReservedConcurrency": "0"}, "processorReservedConcurrency"),
+    # One slot is the migration's and SQS's poller needs at least 2.
+    ("dev", {"processorReservedConcurrency": "2"}, "processorReservedConcurrency"),
+    # RDS's master user name is at most 16 characters.
+    ("dev", {"dbUsername": "a" * 17}, "dbUsername"),
     ("dev", {"vpcCidr": "8.8.8.0/24"}, "vpcCidr"),
     ("dev", {"logRetentionDays": "42"}, "logRetentionDays"),
     ("dev", {"dbPostgresVersion": "15"}, "dbPostgresVersion"),
@@ -77,3 +89,71 @@ def test_every_problem_is_reported_at_once(bundle: Path) -> None:
         key for key in ("processorMemoryMb", "processorBatchSize") if key in str(failure.value)
     ]
     assert named == ["processorMemoryMb", "processorBatchSize"], failure.value
+
+
+def test_a_typo_d_key_is_refused_naming_the_nearest_declared_one(bundle: Path) -> None:
+    # Rule: `dbMultiAZ: false` would otherwise be ignored and dev would get Multi-AZ.
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=r"dbMultiAZ .*did you mean dbMultiAz") as failure:
+        run_stack("dev", bundle, mocks, dbMultiAZ="false")
+    assert "pulumi config rm dbMultiAZ -s dev" in str(failure.value)
+    assert mocks.registered == [], mocks.registered
+
+
+def test_an_unknown_key_and_an_unknown_namespace_are_refused(bundle: Path) -> None:
+    # Rule: nothing the program does not read may sit in the stack's config unnoticed.
+    config, secret_keys = stack_config("dev", bundle)
+    config.update({f"{PROJECT}:colour": "blue", "dataplatfrom:dbName": "x"})
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError) as failure:
+        run_program(
+            PROGRAM,
+            project=PROJECT,
+            stack="dev",
+            config=config,
+            secret_keys=secret_keys,
+            recording_mocks=mocks,
+        )
+    message = str(failure.value)
+    assert "dataplatform:colour is not a setting of this program (fix" in message
+    assert "did you mean dataplatform:dbName?" in message
+    assert mocks.registered == []
+
+
+def test_a_plaintext_password_is_refused_as_the_cli_would(bundle: Path) -> None:
+    # Rule: dbPassword is declared secret; a value the engine does not hold encrypted is refused.
+    config, secret_keys = stack_config("dev", bundle)
+    plaintext = [key for key in secret_keys if not key.endswith(":dbPassword")]
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match="dbPassword is stored in plaintext") as failure:
+        run_program(
+            PROGRAM,
+            project=PROJECT,
+            stack="dev",
+            config=config,
+            secret_keys=plaintext,
+            recording_mocks=mocks,
+        )
+    assert TEST_PASSWORD not in str(failure.value)
+    assert mocks.registered == []
+
+
+@pytest.mark.parametrize(
+    ("architecture", "python", "expected"),
+    [
+        (Architecture.X86_64, "3.13", "built for x86_64 but processorArchitecture is arm64"),
+        (Architecture.ARM64, "3.12", "built for Python 3.12"),
+        (None, "3.13", "records no target"),
+    ],
+)
+def test_a_bundle_for_another_target_is_refused_before_any_resource(
+    tmp_path: Path, architecture: Architecture | None, python: str, expected: str
+) -> None:
+    # Rule: the wheels would fail at the first invocation, after every resource was created.
+    bundle = write_bundle(
+        tmp_path / "processor.zip", architecture=architecture, python_version=python
+    )
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=rf"processorBundlePath .*{expected}"):
+        run_stack("dev", bundle, mocks)
+    assert mocks.registered == []

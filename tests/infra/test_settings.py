@@ -22,7 +22,8 @@ PROJECT_CONFIG = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
 
 
 def _parse(tmp_path: Path, stack: str = "dev", **raw: str) -> Settings:
-    bundle = write_bundle(tmp_path / "processor.zip")
+    architecture = Architecture(raw.get("processorArchitecture", "arm64"))
+    bundle = write_bundle(tmp_path / "processor.zip", architecture=architecture)
     values: dict[str, str | None] = {
         PASSWORD_KEY: TEST_PASSWORD,
         "processorBundlePath": str(bundle),
@@ -124,3 +125,54 @@ def test_bundle_path_must_be_a_zip(tmp_path: Path) -> None:
     not_zip.write_text("hello")
     with pytest.raises(SettingsError, match=r"processorBundlePath .*not a zip"):
         _parse(tmp_path, processorBundlePath=str(not_zip))
+
+
+def test_a_username_longer_than_rds_allows_is_refused(tmp_path: Path) -> None:
+    # Rule: RDS for PostgreSQL takes 1 to 16 characters as the master user name.
+    assert _parse(tmp_path, dbUsername="a" * 16).database.username == "a" * 16
+    with pytest.raises(SettingsError, match=r"dataplatform:dbUsername .*up to 15"):
+        _parse(tmp_path, dbUsername="a" * 17)
+
+
+def test_an_undeclared_key_is_refused_with_the_nearest_declared_one(tmp_path: Path) -> None:
+    # Rule: a typo is a problem, not a silent fallback to the default.
+    with pytest.raises(SettingsError) as failure:
+        _parse(tmp_path, dbMultiAZ="false", processorMemroyMb="1024", somethingElse="1")
+    message = str(failure.value)
+    assert "dataplatform:dbMultiAZ is not a setting of this program; did you mean dbMultiAz?" in (
+        message
+    )
+    assert "did you mean processorMemoryMb?" in message
+    assert "dataplatform:somethingElse is not a setting of this program (fix" in message
+
+
+def test_a_secret_key_held_in_plaintext_is_refused(tmp_path: Path) -> None:
+    # Rule: the program refuses what `pulumi config` would, a secret key not held encrypted.
+    bundle = write_bundle(tmp_path / "processor.zip")
+    values: dict[str, str | None] = {
+        PASSWORD_KEY: TEST_PASSWORD,
+        "processorBundlePath": str(bundle),
+    }
+
+    def parse(secret_keys: set[str]) -> Settings:
+        return parse_settings(
+            values,
+            project="dataplatform",
+            stack="dev",
+            root=tmp_path,
+            password=TEST_PASSWORD,
+            secret_keys=secret_keys,
+        )
+
+    with pytest.raises(SettingsError, match=f"{PASSWORD_KEY} is stored in plaintext"):
+        parse(set())
+    settings = parse({PASSWORD_KEY})
+    assert settings.database.username == "dataplatform"
+
+
+def test_the_poller_leaves_one_execution_for_the_migration(tmp_path: Path) -> None:
+    # Rule: the queue never takes the whole reservation, and SQS's poller needs at least 2.
+    settings = _parse(tmp_path, processorReservedConcurrency="3")
+    assert settings.processor.poller_concurrency == 2
+    with pytest.raises(SettingsError, match="processorReservedConcurrency must be from 3"):
+        _parse(tmp_path, processorReservedConcurrency="2")

@@ -11,7 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dataplatform.cli import app
-from dataplatform.synth import PLACEHOLDER_SECRET, REDACTED, load_stack_config, synth
+from dataplatform.synth import (
+    PLACEHOLDER_SECRET,
+    REDACTED,
+    SynthError,
+    load_stack_config,
+    synth,
+)
 from tests.infra.support import ROOT, STACKS
 
 
@@ -69,6 +75,25 @@ def test_missing_bundle_is_replaced_and_flagged(tmp_path: Path) -> None:
     document = json.loads(synth("dev", root=tmp_path))
     assert document["bundle"]["placeholder"] is True, document["bundle"]
     assert document["bundle"]["path"] == "build/lambda/processor.zip", document["bundle"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("dataplatform:dbPassword: hunter2hunter2", "dbPassword is stored in plaintext"),
+        ("dataplatform:dbMultiAZ: false", "did you mean dbMultiAz?"),
+    ],
+)
+def test_synth_refuses_what_pulumi_up_would(tmp_path: Path, line: str, expected: str) -> None:
+    # Rule: synth is no more lenient than the CLI and the program: a plaintext secret and a
+    # typo'd key stop it with the same one-line reason.
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    stack_file = (ROOT / "Pulumi.dev.yaml").read_text() + f"  {line}\n"
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    with pytest.raises(SynthError, match=re.escape(expected)) as failure:
+        synth("dev", root=tmp_path)
+    assert "hunter2hunter2" not in str(failure.value)
 
 
 def test_mermaid_draws_components_and_their_wiring() -> None:

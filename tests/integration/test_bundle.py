@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.settings import bundle_target
 from dataplatform import bundle as bundle_module
 from dataplatform.bundle import (
     LAMBDA_UNZIPPED_LIMIT,
@@ -127,3 +128,11 @@ def test_over_the_limit_is_refused(
     monkeypatch.setattr(bundle_module, "LAMBDA_UNZIPPED_LIMIT", 1_000_000)
     with pytest.raises(BundleError, match=r"over Lambda's limit of 1,000,000"):
         build_bundle(ROOT, reduced_builds[0].path.parent, REDUCED)
+
+
+def test_the_bundle_records_its_target(
+    reduced_builds: tuple[BundleResult, BundleResult], build: BundleResult
+) -> None:
+    # The program compares this record with processorArchitecture before creating anything.
+    assert bundle_target(reduced_builds[0].path) == (REDUCED.arch.value, REDUCED.python_version)
+    assert bundle_target(build.path) == (LOCAL.arch.value, LOCAL.python_version)
