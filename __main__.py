@@ -20,6 +20,7 @@ import pulumi
 
 from components.data_lake import DataLake, DataLakeArgs
 from components.database import Database, DatabaseArgs
+from components.kms import stack_key_policy_output
 from components.network import Network, NetworkArgs
 from components.processor import Processor, ProcessorArgs
 from components.settings import load_settings
@@ -29,7 +30,14 @@ settings = load_settings(pulumi.Config(), root=ROOT)
 prefix, tags = settings.name_prefix, settings.tags
 
 network = Network("network", NetworkArgs(prefix, settings.network.vpc_cidr, tags))
-lake = DataLake("lake", DataLakeArgs(prefix, settings.lake, tags))
+# The keys' policy admits the stack's deploy role from CreateKey on (components/kms.py).
+key_policy = stack_key_policy_output(settings.project, settings.stack)
+lake = DataLake(
+    "lake",
+    DataLakeArgs(
+        prefix, settings.lake, tags, key_policy=key_policy, protect=settings.protect_stateful
+    ),
+)
 database = Database(
     "database",
     DatabaseArgs(
@@ -40,6 +48,8 @@ database = Database(
         client_security_group_id=network.processor_security_group_id,
         log_retention_days=settings.log_retention_days,
         tags=tags,
+        key_policy=key_policy,
+        protect=settings.protect_stateful,
     ),
 )
 processor = Processor(
@@ -54,7 +64,7 @@ processor = Processor(
         secret_key_arn=database.kms_key_arn,
         subnet_ids=network.private_subnet_ids,
         security_group_id=network.processor_security_group_id,
-        database_endpoint=database.endpoint,
+        database_resource_id=database.resource_id,
         migrations_dir=ROOT / "etl" / "migrations",
         master_data_files=[
             ROOT / "etl" / "core" / "master_data.py",
@@ -63,7 +73,7 @@ processor = Processor(
         log_retention_days=settings.log_retention_days,
         alarm_topic_arn=settings.alarm_topic_arn,
         tags=tags,
-        migrations_depend_on=[database],
+        migrations_depend_on=[database, *network.egress_ready],
     ),
 )
 

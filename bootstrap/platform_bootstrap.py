@@ -29,8 +29,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-# The state bucket gets the lake bucket's guard rail, from the same function.
+# The state bucket gets the lake bucket's guard rail, from the same function; the stack's keys
+# admit the deploy role by the name given here.
 from components.data_lake import tls_only_policy
+from components.kms import deploy_role_name
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
@@ -40,6 +42,11 @@ DRIFT_ENVIRONMENT = "environment:drift"
 """The GitHub environment of the daily drift check (.github/workflows/drift.yml), whose tokens the
 preview role also trusts: it runs `pulumi preview --refresh`, read-only like a PR's preview."""
 STATE_VERSION_EXPIRATION_DAYS = 365
+DEPLOY_SESSION_SECONDS = 4 * 3600
+"""The deploy roles' maximum session: longer than the longest deploy job (prod's 90 minutes,
+.github/workflows/deploy.yml), so that a Multi-AZ RDS create or modify never outlives its
+credentials half-applied. The workflow asks for it with `role-duration-seconds`."""
+PREVIEW_SESSION_SECONDS = 3600
 
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -269,14 +276,16 @@ def deploy_policy(
       get generated names, so they cannot be scoped by name).
     - S3, Lambda, SQS, Logs, Secrets Manager, KMS aliases: only resources named
       `<project>-<stack>-...` (the platform names them so).
-    - KMS keys: create them tagged with the stack; manage only keys carrying that tag.
+    - KMS keys: create them tagged with the stack. Managing and using a key is granted by the
+      key's own policy (`components.kms.stack_key_policy`), in force from CreateKey on, not by
+      its tag: a new tag takes up to five minutes to count for KMS authorization.
+    - Event source mappings: their verbs and tags in the region (they are named by a UUID).
     - IAM: create, change and pass only roles tagged with the stack (passed to Lambda only),
       and RDS's service-linked role. Nothing else in IAM, so no escalation beyond the stack.
     - State: its own stack's objects and the two bootstrap keys.
     """
     prefix = f"{project}-{stack}"
     arn = f"arn:aws:%s:{region}:{account}:%s"
-    stack_tag = {"aws:ResourceTag/Stack": stack}
     statements: list[Document] = [
         _in_region(
             _statement(
@@ -309,6 +318,7 @@ def deploy_policy(
                     "rds:AddTagsToResource",
                     "rds:RemoveTagsFromResource",
                     "rds:RebootDBInstance",
+                    "rds:ResetDBParameterGroup",
                 ],
                 "*",
             ),
@@ -395,6 +405,18 @@ def deploy_policy(
             ),
             region,
         ),
+        # The mapping is created with its tags and the provider reads them back (ListTags on
+        # `event-source-mapping:<uuid>`); without these `processor-trigger` fails on create.
+        _statement(
+            "TagEventSourceMappings",
+            ["lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"],
+            [arn % ("lambda", "event-source-mapping:*")],
+        ),
+        # An interface endpoint with private DNS associates the VPC with AWS's private hosted
+        # zone for the service: a dependent action of ec2:CreateVpcEndpoint.
+        _in_region(
+            _statement("EndpointPrivateDns", ["route53:AssociateVPCWithHostedZone"], "*"), region
+        ),
         _statement(
             "ManageQueues",
             [
@@ -443,40 +465,17 @@ def deploy_policy(
                 "secretsmanager:GetResourcePolicy",
                 "secretsmanager:TagResource",
                 "secretsmanager:UntagResource",
+                "secretsmanager:UpdateSecretVersionStage",
             ],
             [arn % ("secretsmanager", f"secret:{prefix}/*")],
         ),
+        # Authorized by the request's tags, which exist at once; everything after CreateKey is
+        # the key policy's to grant.
         {
             **_statement("CreateStackKeys", ["kms:CreateKey", "kms:TagResource"], "*"),
             "Condition": {
                 "StringEquals": {"aws:RequestTag/Stack": stack, "aws:RequestedRegion": region}
             },
-        },
-        {
-            **_statement(
-                "ManageStackKeys",
-                [
-                    "kms:DescribeKey",
-                    "kms:GetKeyPolicy",
-                    "kms:GetKeyRotationStatus",
-                    "kms:ListResourceTags",
-                    "kms:EnableKeyRotation",
-                    "kms:PutKeyPolicy",
-                    "kms:UpdateKeyDescription",
-                    "kms:ScheduleKeyDeletion",
-                    "kms:TagResource",
-                    "kms:UntagResource",
-                    "kms:CreateGrant",
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:GenerateDataKey",
-                    "kms:CreateAlias",
-                    "kms:DeleteAlias",
-                    "kms:UpdateAlias",
-                ],
-                [arn % ("kms", "key/*")],
-            ),
-            "Condition": {"StringEquals": stack_tag},
         },
         _statement(
             "ManageStackKeyAliases",
@@ -764,7 +763,7 @@ def deploy(settings: BootstrapSettings) -> None:
                 arn, [subject(settings, "pull_request"), subject(settings, DRIFT_ENVIRONMENT)]
             )
         ),
-        max_session_duration=3600,
+        max_session_duration=PREVIEW_SESSION_SECONDS,
         tags=tags,
     )
     aws.iam.RolePolicy(
@@ -825,10 +824,10 @@ def _deploy_role(
 
     role = aws.iam.Role(
         f"deploy-role-{environment}",
-        name=f"{settings.project}-github-deploy-{environment}",
+        name=deploy_role_name(settings.project, environment),
         description=f"{settings.repository} environment {environment}: pulumi up",
         assume_role_policy=provider_arn.apply(trust),
-        max_session_duration=3600,
+        max_session_duration=DEPLOY_SESSION_SECONDS,
         tags=tags,
     )
     aws.iam.RolePolicy(

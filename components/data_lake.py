@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.kms import stateful
 from components.settings import LakeSettings
 from etl.contract import Zone
 
@@ -33,6 +34,11 @@ class DataLakeArgs:
     """Teardown behaviour and lifecycle days (see `LakeSettings` for defaults and ranges)."""
     tags: Mapping[str, str]
     """Tags for every taggable resource."""
+    key_policy: pulumi.Input[str] | None = None
+    """The lake key's policy (`components.kms.stack_key_policy`); None keeps AWS's default."""
+    protect: bool = False
+    """Protect the bucket and the key (prod): Pulumi refuses to delete or replace them, and a
+    `pulumi destroy` leaves them in the account (`retain_on_delete`). Default false (dev)."""
 
 
 def tls_only_policy(bucket_arn: str) -> str:
@@ -162,8 +168,9 @@ class DataLake(pulumi.ComponentResource):
             description=f"{prefix}: data lake objects",
             enable_key_rotation=True,
             deletion_window_in_days=30,
+            policy=args.key_policy,
             tags=args.tags,
-            opts=child,
+            opts=stateful(self, args.protect),
         )
         aws.kms.Alias(
             f"{name}-key-alias", name=f"alias/{prefix}-lake", target_key_id=key.id, opts=child
@@ -180,7 +187,7 @@ class DataLake(pulumi.ComponentResource):
             bucket=suffix.hex.apply(lambda hex_: _bucket_name(prefix, hex_)),
             force_destroy=args.settings.force_destroy,
             tags=args.tags,
-            opts=child,
+            opts=stateful(self, args.protect),
         )
 
     def _access(

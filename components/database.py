@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import stateful
 from components.settings import DatabaseSettings
 
 POSTGRES_PORT = 5432
@@ -38,6 +39,12 @@ class DatabaseArgs:
     """Retention of the exported PostgreSQL logs (one of CloudWatch's values; default 90)."""
     tags: Mapping[str, str]
     """Tags for every taggable resource."""
+    key_policy: pulumi.Input[str] | None = None
+    """The database key's policy (`components.kms.stack_key_policy`); None keeps AWS's
+    default."""
+    protect: bool = False
+    """Protect the instance, its key and its secret (prod): Pulumi refuses to delete or replace
+    them and `pulumi destroy` leaves them in the account. Default false (dev)."""
 
 
 def connection_secret(
@@ -78,6 +85,8 @@ def log_group_name(identifier: str, export: str) -> str:
 class Database(pulumi.ComponentResource):
     """An encrypted, private PostgreSQL instance and the secret the processor connects with."""
 
+    resource_id: pulumi.Output[str]
+    """The instance's DbiResourceId: unlike its identifier and address, new for a new instance."""
     address: pulumi.Output[str]
     """The instance's DNS name."""
     port: pulumi.Output[int]
@@ -104,6 +113,7 @@ class Database(pulumi.ComponentResource):
         )
         secret = self._secret(name, args, key, instance, password)
 
+        self.resource_id = instance.resource_id
         self.address = instance.address
         self.port = instance.port
         self.endpoint = instance.endpoint
@@ -112,6 +122,7 @@ class Database(pulumi.ComponentResource):
         self.security_group_id = security_group.id
         self.register_outputs(
             {
+                "resource_id": self.resource_id,
                 "address": self.address,
                 "port": self.port,
                 "endpoint": self.endpoint,
@@ -130,8 +141,9 @@ class Database(pulumi.ComponentResource):
             description=f"{prefix}: database storage, Performance Insights and secret",
             enable_key_rotation=True,
             deletion_window_in_days=30,
+            policy=args.key_policy,
             tags=args.tags,
-            opts=child,
+            opts=stateful(self, args.protect),
         )
         aws.kms.Alias(
             f"{name}-key-alias", name=f"alias/{prefix}-database", target_key_id=key.id, opts=child
@@ -249,7 +261,15 @@ class Database(pulumi.ComponentResource):
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             iam_database_authentication_enabled=settings.iam_authentication,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
+            # The identifier is fixed (the log groups are named after it), so a replacement
+            # must delete the old instance first; in prod `protect` refuses it altogether.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=log_groups,
+                delete_before_replace=True,
+                protect=args.protect,
+                retain_on_delete=args.protect,
+            ),
         )
 
     def _secret(
@@ -269,7 +289,7 @@ class Database(pulumi.ComponentResource):
             description=f"{args.name_prefix}: PostgreSQL connection for the processor",
             kms_key_id=key.arn,
             tags=args.tags,
-            opts=child,
+            opts=stateful(self, args.protect),
         )
         document = pulumi.Output.all(instance.address, instance.port, password).apply(
             lambda values: connection_secret(

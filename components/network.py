@@ -19,6 +19,10 @@ import pulumi_aws as aws
 
 HTTPS = 443
 SUBNET_COUNT = 2
+LAMBDA_UNSUPPORTED_ZONE_IDS = frozenset({"use1-az3"})
+"""Availability Zone IDs where Lambda cannot place a VPC function's network interfaces (AWS
+Lambda Developer Guide, VPC access). Zones are chosen by ID: an AZ *name* maps to a different
+physical zone in every account, so `us-east-1a` is `use1-az3` in some accounts and not others."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,21 @@ def private_subnet_cidrs(vpc_cidr: str, count: int = SUBNET_COUNT) -> list[str]:
     return [str(subnet) for subnet in quarters[:count]]
 
 
-def _zone(names: Sequence[str], index: int) -> str:
-    """The `index`-th available zone; the region must offer two for the subnets and Multi-AZ."""
-    if len(names) < SUBNET_COUNT:
-        raise ValueError(f"the region offers {len(names)} availability zones, need {SUBNET_COUNT}")
-    return sorted(names)[index]
+def choose_zone_ids(zone_ids: Sequence[str], count: int = SUBNET_COUNT) -> list[str]:
+    """The zones the subnets go to, by ID: the first `count` the region offers in ID order,
+    skipping those Lambda does not support. The same in every account (names are not)."""
+    usable = sorted(set(zone_ids) - LAMBDA_UNSUPPORTED_ZONE_IDS)
+    if len(usable) < count:
+        raise ValueError(
+            f"the region offers {len(usable)} availability zones Lambda supports "
+            f"({', '.join(usable) or 'none'}), need {count}"
+        )
+    return usable[:count]
+
+
+def _zone(zone_ids: Sequence[str], index: int) -> str:
+    """The `index`-th chosen zone ID; the region must offer two for the subnets and Multi-AZ."""
+    return choose_zone_ids(zone_ids)[index]
 
 
 def _service_name(region: str, service: str) -> str:
@@ -71,6 +85,9 @@ class Network(pulumi.ComponentResource):
     """The processor's security group (egress to the endpoints and S3 on 443)."""
     endpoint_security_group_id: pulumi.Output[str]
     """The interface endpoints' security group (ingress 443 from the processor only)."""
+    egress_ready: list[pulumi.Resource]
+    """What the processor needs to reach S3 and Secrets Manager from the VPC: both endpoints
+    and the 443 rules. Whatever invokes the function at deploy time depends on them."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -78,12 +95,15 @@ class Network(pulumi.ComponentResource):
         super().__init__("dataplatform:index:Network", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         region = aws.get_region_output(opts=invoke).region
-        zones = aws.get_availability_zones_output(state="available", opts=invoke).names
+        zones = aws.get_availability_zones_output(state="available", opts=invoke).zone_ids
         vpc = self._vpc(name, args)
         subnets, route_table = self._subnets(name, args, vpc, zones)
         s3_endpoint = self._s3_endpoint(name, args, vpc, route_table, region)
-        processor_sg, endpoint_sg = self._security_groups(name, args, vpc, s3_endpoint)
-        self._secretsmanager_endpoint(name, args, vpc, subnets, endpoint_sg, region)
+        processor_sg, endpoint_sg, rules = self._security_groups(name, args, vpc, s3_endpoint)
+        secrets_endpoint = self._secretsmanager_endpoint(
+            name, args, vpc, subnets, endpoint_sg, region
+        )
+        self.egress_ready = [s3_endpoint, secrets_endpoint, *rules]
 
         self.vpc_id = vpc.id
         self.private_subnet_ids = [subnet.id for subnet in subnets]
@@ -131,7 +151,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{index}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
-                availability_zone=zones.apply(partial(_zone, index=index)),
+                availability_zone_id=zones.apply(partial(_zone, index=index)),
                 map_public_ip_on_launch=False,
                 tags=_named(args.tags, f"{prefix}-private-{index}"),
                 opts=child,
@@ -174,7 +194,7 @@ class Network(pulumi.ComponentResource):
 
     def _security_groups(
         self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, s3_endpoint: aws.ec2.VpcEndpoint
-    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup, list[pulumi.Resource]]:
         """The processor's and the interface endpoints' groups, and the 443 rules between them."""
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
@@ -192,7 +212,7 @@ class Network(pulumi.ComponentResource):
             tags=_named(args.tags, f"{prefix}-endpoints"),
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
+        endpoints_from_processor = aws.vpc.SecurityGroupIngressRule(
             f"{name}-endpoints-from-processor",
             security_group_id=endpoint_sg.id,
             referenced_security_group_id=processor_sg.id,
@@ -203,7 +223,7 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        processor_to_endpoints = aws.vpc.SecurityGroupEgressRule(
             f"{name}-processor-to-endpoints",
             security_group_id=processor_sg.id,
             referenced_security_group_id=endpoint_sg.id,
@@ -214,7 +234,7 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        processor_to_s3 = aws.vpc.SecurityGroupEgressRule(
             f"{name}-processor-to-s3",
             security_group_id=processor_sg.id,
             prefix_list_id=s3_endpoint.prefix_list_id,
@@ -225,7 +245,15 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        return processor_sg, endpoint_sg
+        return (
+            processor_sg,
+            endpoint_sg,
+            [
+                endpoints_from_processor,
+                processor_to_endpoints,
+                processor_to_s3,
+            ],
+        )
 
     def _secretsmanager_endpoint(
         self,
@@ -235,9 +263,9 @@ class Network(pulumi.ComponentResource):
         subnets: Sequence[aws.ec2.Subnet],
         endpoint_sg: aws.ec2.SecurityGroup,
         region: pulumi.Output[str],
-    ) -> None:
+    ) -> aws.ec2.VpcEndpoint:
         """The Secrets Manager interface endpoint, with private DNS, in every subnet."""
-        aws.ec2.VpcEndpoint(
+        return aws.ec2.VpcEndpoint(
             f"{name}-secretsmanager-endpoint",
             vpc_id=vpc.id,
             service_name=region.apply(partial(_service_name, service="secretsmanager")),

@@ -203,14 +203,16 @@ def redrive_allow_policy(source_queue_arn: str) -> str:
 
 
 def _scaling_config(
-    reserved_concurrency: int,
-) -> aws.lambda_.EventSourceMappingScalingConfigArgsDict | None:
-    """Cap the queue's poller at the function's reserved concurrency, where SQS allows it.
+    settings: ProcessorSettings,
+) -> aws.lambda_.EventSourceMappingScalingConfigArgsDict:
+    """Cap the queue's poller below the function's reserved concurrency.
 
-    The poller would otherwise scale past the reserved concurrency and have its invocations
-    throttled, burning receives; SQS accepts 2 or more here.
+    Uncapped, the poller would scale past the reservation and have its invocations throttled,
+    burning receives until messages reach the dead-letter queue; capped at the reservation, a
+    busy queue would throttle the deploy-time migration and fail `pulumi up`. So it gets all
+    but one execution (at least 2, SQS's minimum; the settings guarantee both).
     """
-    return {"maximum_concurrency": reserved_concurrency} if reserved_concurrency >= 2 else None
+    return {"maximum_concurrency": settings.poller_concurrency}
 
 
 def _alarm_actions(topic_arn: str | None) -> list[str]:
@@ -257,8 +259,9 @@ class ProcessorArgs:
     """Private subnets the function runs in (at least two AZs)."""
     security_group_id: pulumi.Input[str]
     """The processor's security group."""
-    database_endpoint: pulumi.Input[str]
-    """The database endpoint; a new database re-runs the migrations."""
+    database_resource_id: pulumi.Input[str]
+    """The database instance's DbiResourceId: a new instance (even under the same identifier
+    and address) gets a new one, which re-runs the migrations on the empty database."""
     migrations_dir: Path
     """Where the `*.sql` migrations live (`etl/migrations`); absent means none."""
     master_data_files: Sequence[Path]
@@ -271,7 +274,8 @@ class ProcessorArgs:
     tags: Mapping[str, str]
     """Tags for every taggable resource."""
     migrations_depend_on: Sequence[pulumi.Resource] = ()
-    """Resources that must exist before migrating (the Database component), default none."""
+    """Resources that must exist before migrating: the Database component and the network
+    paths to S3 and Secrets Manager (`Network.egress_ready`); default none."""
 
 
 class Processor(pulumi.ComponentResource):
@@ -515,7 +519,7 @@ class Processor(pulumi.ComponentResource):
             function_name=function.arn,
             batch_size=args.settings.batch_size,
             function_response_types=["ReportBatchItemFailures"],
-            scaling_config=_scaling_config(args.settings.reserved_concurrency),
+            scaling_config=_scaling_config(args.settings),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -531,7 +535,7 @@ class Processor(pulumi.ComponentResource):
                 # Every migrate run also upserts the master data (zones, codes): a change to
                 # its sources must reach the database too.
                 "masterData": migrations_digest(_read_existing(args.master_data_files)),
-                "database": args.database_endpoint,
+                "database": args.database_resource_id,
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.migrations_depend_on)),
         )

@@ -297,6 +297,12 @@ class Settings:
         return f"{self.project}-{self.stack}"
 
     @property
+    def protect_stateful(self) -> bool:
+        """Whether the lake bucket, the database, the keys and the secret are protected (prod:
+        never deleted or replaced by an update, kept by a destroy); dev stays disposable."""
+        return self.environment is Environment.PROD
+
+    @property
     def tags(self) -> dict[str, str]:
         """The tags every taggable resource carries."""
         return resource_tags(self.project, self.stack, self.environment)

@@ -48,6 +48,9 @@ class RecordedResource:
     """What the mocks answered: the inputs plus computed outputs (ARNs, names) and `id`."""
     dependencies: tuple[str, ...]
     """URNs of the resources this one depends on (inputs and `depends_on`)."""
+    options: dict[str, bool] = field(default_factory=dict)
+    """The lifecycle options the engine received: `protect`, `retainOnDelete`,
+    `deleteBeforeReplace`."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,20 @@ def _short_hash(*parts: str, length: int = 8) -> str:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Deterministic answers for resources and the four invokes the program uses."""
 
-    def __init__(self, region: str = DEFAULT_REGION) -> None:
+    def __init__(
+        self, region: str = DEFAULT_REGION, zones: Sequence[tuple[str, str]] | None = None
+    ) -> None:
         self.region = region
+        self.zones = (
+            list(zones)
+            if zones is not None
+            else [
+                (f"{region}a", "use1-az1"),
+                (f"{region}b", "use1-az2"),
+                (f"{region}c", "use1-az4"),
+            ]
+        )
+        """The region's available zones as (name, ID): names map to IDs per account."""
         self.invokes: list[str] = []
         self.registered: list[str] = []
         """Every `type::name` the program asked to create, in order (kept even if it fails)."""
@@ -147,8 +162,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "reverseDnsPrefix": "com.amazonaws",
             },
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
-                "names": [f"{region}a", f"{region}b", f"{region}c"],
-                "zoneIds": ["use1-az1", "use1-az2", "use1-az4"],
+                "names": [name for name, _ in self.zones],
+                "zoneIds": [zone_id for _, zone_id in self.zones],
                 "id": region,
                 "state": "available",
             },
@@ -224,6 +239,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "address": address,
                 "port": port,
                 "endpoint": f"{address}:{port}",
+                "resourceId": f"db-{_short_hash(name, length=26).upper()}",
                 "arn": f"arn:aws:rds:{region}:{account}:db:{inputs['identifier']}",
             }
         elif type_ == "aws:ec2/vpcEndpoint:VpcEndpoint":
@@ -265,7 +281,7 @@ class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, recording_mocks: RecordingMocks) -> None:
         super().__init__(recording_mocks)
         self.registrations: dict[
-            str, tuple[str, str, str, bool, tuple[str, ...], dict[str, Any]]
+            str, tuple[str, str, str, bool, tuple[str, ...], dict[str, Any], dict[str, bool]]
         ] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
@@ -279,6 +295,11 @@ class RecordingMonitor(mocks.MockMonitor):
                 bool(request.custom),
                 tuple(sorted(set(request.dependencies))),
                 inputs,
+                {
+                    "protect": bool(request.protect),
+                    "retainOnDelete": bool(request.retainOnDelete),
+                    "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                },
             )
         return response
 
@@ -322,7 +343,7 @@ def run_program(
 
     _sync_await(run_pulumi_func(execute))
     resources = []
-    for urn, (type_, name, parent, custom, deps, inputs) in monitor.registrations.items():
+    for urn, (type_, name, parent, custom, deps, inputs, options) in monitor.registrations.items():
         registration = monitor.resources.get(urn)
         state = {**registration.state, "id": registration.id} if registration else {}
         stack_urn = parent.endswith(f"::pulumi:pulumi:Stack::{project}-{stack}")
@@ -336,6 +357,7 @@ def run_program(
                 inputs=inputs,
                 outputs=dict(state),
                 dependencies=deps,
+                options=options,
             )
         )
     return ProgramRun(

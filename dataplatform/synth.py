@@ -198,6 +198,8 @@ def manifest(
             "parent": names.get(resource.parent) if resource.parent else None,
             "dependsOn": sorted(names.get(urn, urn) for urn in resource.dependencies),
             "inputs": redact(resource.inputs),
+            # Only the options that are on: protect, retainOnDelete, deleteBeforeReplace.
+            **({"options": on} if (on := {k: v for k, v in resource.options.items() if v}) else {}),
         }
         for resource in sorted(run.resources, key=lambda r: (r.type, r.name))
     ]

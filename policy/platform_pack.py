@@ -59,6 +59,8 @@ def _stack_resource(resource: Any) -> platform_rules.StackResource:
         name=resource.name,
         props=resource.props,
         depends_on=frozenset(d.name for d in (resource.dependencies or [])),
+        protect=bool(resource.opts.protect) if resource.opts is not None else False,
+        stack=current_stack(),
     )
 
 

@@ -125,6 +125,11 @@ class StackResource:
     props: Props
     depends_on: frozenset[str]
     """Logical names of the resources this one depends on (inputs or `depends_on`)."""
+    protect: bool = False
+    """Whether the program marks it `protect` (the engine then refuses to delete or replace
+    it)."""
+    stack: str = ""
+    """The stack being previewed or updated, when the CLI says."""
 
 
 @dataclass(frozen=True)
@@ -470,11 +475,44 @@ def check_function_log_groups(resources: Sequence[StackResource]) -> list[str]:
     return found
 
 
+# What holds data a deletion or replacement would lose: the lake, the database, the keys that
+# decrypt both (and the snapshots), the secret that opens the database.
+STATEFUL_TYPES = frozenset(
+    {BUCKET, DB_INSTANCE, "aws:kms/key:Key", "aws:secretsmanager/secret:Secret"}
+)
+
+
+def check_prod_stateful_protected(resources: Sequence[StackResource]) -> list[str]:
+    """In prod, every resource that holds data is `protect`ed.
+
+    CrossGuard shows a policy the resources the program declares and their options, not the
+    engine's planned steps, so the pack cannot see a replace or delete coming. The engine can:
+    it refuses to delete or replace a protected resource, and this rule refuses any prod
+    preview in which one is unprotected, so protection cannot be dropped in the same change
+    that replaces or deletes (the deliberate way is two updates; docs/runbooks/recovery.md).
+    """
+    return [
+        f"{resource.type.rsplit(':', 1)[-1]} {resource.name} holds prod data and must be "
+        "protected (ResourceOptions(protect=True)); to replace it on purpose see "
+        "docs/runbooks/recovery.md"
+        for resource in resources
+        if resource.type in STATEFUL_TYPES
+        and is_prod(resource.stack, resource.props)
+        and not resource.protect
+    ]
+
+
 STACK_RULES: tuple[StackRule, ...] = (
     StackRule(
         "s3-bucket-protections-present",
         "Every S3 bucket has default encryption, a public access block and a bucket policy.",
         check_bucket_companions,
+    ),
+    StackRule(
+        "prod-stateful-protected",
+        "In prod the lake bucket, the database, the KMS keys and the secret are protected: no "
+        "update may delete or replace them.",
+        check_prod_stateful_protected,
     ),
     StackRule(
         "lambda-log-group-managed",

@@ -13,6 +13,7 @@ from typing import Any
 import platform_bootstrap as bootstrap
 import platform_rules
 import pytest
+import yaml
 
 from dataplatform.mocks import ProgramRun, RecordedResource, run_program
 
@@ -289,3 +290,16 @@ def test_bad_settings_are_refused_naming_the_key(overrides: dict[str, Any], key:
 def test_the_program_refuses_bad_config() -> None:
     with pytest.raises(bootstrap.BootstrapConfigError, match="githubRepo"):
         run(githubRepo="acme/dataplatform")
+
+
+def test_deploy_credentials_outlive_the_longest_deploy_job(program: ProgramRun) -> None:
+    # Rule: a job that may run 90 minutes never runs on one-hour credentials: the session it
+    # asks for covers its timeout, and the role allows that session.
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    for name in ("dev", "prod"):
+        job = workflow["jobs"][name]
+        [step] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        asked = int(step["with"]["role-duration-seconds"])
+        assert asked >= 60 * int(job["timeout-minutes"]), name
+        role = one(program, "aws:iam/role:Role", f"deploy-role-{name}")
+        assert asked <= role.inputs["maxSessionDuration"] <= 12 * 3600, name

@@ -29,7 +29,7 @@ def test_two_private_subnets_in_two_zones_inside_the_vpc(stack_run: ProgramRun) 
     subnets = [inputs(s) for s in stack_run.by_type("aws:ec2/subnet:Subnet")]
     blocks = [ipaddress.IPv4Network(s["cidrBlock"]) for s in subnets]
     assert len(subnets) == 2, subnets
-    assert len({s["availabilityZone"] for s in subnets}) == 2, subnets
+    assert len({s["availabilityZoneId"] for s in subnets}) == 2, subnets
     assert all(block.subnet_of(vpc) for block in blocks), blocks
     assert not blocks[0].overlaps(blocks[1]), blocks
     assert all(s["mapPublicIpOnLaunch"] is False for s in subnets), subnets

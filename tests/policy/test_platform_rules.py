@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import platform_rules as rules
@@ -28,7 +29,12 @@ def stack_resources(manifest: Manifest) -> list[rules.StackResource]:
     """The manifest's resources as the stack rules see them."""
     return [
         rules.StackResource(
-            type=r["type"], name=r["name"], props=r["inputs"], depends_on=frozenset(r["dependsOn"])
+            type=r["type"],
+            name=r["name"],
+            props=r["inputs"],
+            depends_on=frozenset(r["dependsOn"]),
+            protect=bool(r.get("options", {}).get("protect")),
+            stack=manifest["stack"],
         )
         for r in manifest["resources"]
     ]
@@ -381,3 +387,27 @@ def test_a_function_logging_to_an_unmanaged_group_fails_the_stack_rule(
         if not (r.type == rules.LOG_GROUP and str(r.props["name"]).startswith("/aws/lambda/"))
     ]
     assert {name for name, _ in rules.stack_violations(resources)} == {"lambda-log-group-managed"}
+
+
+def test_prod_refuses_an_unprotected_stateful_resource(
+    manifests: Callable[[str], Manifest],
+) -> None:
+    # Rule: dropping `protect` from the prod lake bucket (so that a replace could go through)
+    # fails the preview; dev's unprotected resources pass.
+    assert rules.stack_violations(stack_resources(manifests("dev"))) == []
+    prod = stack_resources(manifests("prod"))
+    assert rules.stack_violations(prod) == []
+    stripped = [replace(r, protect=False) if r.type in rules.STATEFUL_TYPES else r for r in prod]
+    found = rules.stack_violations(stripped)
+    assert {name for name, _ in found} == {"prod-stateful-protected"}
+    named = sorted(message.split(" holds")[0] for _, message in found)
+    assert named == [
+        "Bucket lake-bucket",
+        "Instance database-instance",
+        "Key database-key",
+        "Key lake-key",
+        "Secret database-secret",
+    ]
+    # Tagged prod in any stack counts too.
+    tagged = [replace(r, stack="") for r in stripped]
+    assert len(rules.stack_violations(tagged)) == len(found)

@@ -1,0 +1,125 @@
+"""The key policy of the stack's KMS keys, and the name of the role that deploys the stack.
+
+A new key's tags can take up to five minutes to count for authorization (AWS KMS Developer Guide,
+"ABAC for AWS KMS"), while the provider calls EnableKeyRotation, GetKeyPolicy and ListResourceTags
+right after CreateKey, and S3, RDS and Secrets Manager use the key moments later. So the deploy
+role's rights on a key come from the key's own policy, given in CreateKey and in force from the
+first call, not from an IAM statement conditioned on the key's `Stack` tag:
+
+- the account keeps administering the key through IAM (the default key policy's statement), so
+  the processor's role, the preview role and administrators keep working;
+- the stack's deploy role (`<project>-github-deploy-<stack>`, created by bootstrap/) may manage
+  the key and use it, but only through S3, RDS and Secrets Manager, and may create grants only
+  for AWS resources. The role is matched by `aws:PrincipalArn`, not named as the principal, so a
+  stack can be deployed (by an administrator) before the bootstrap has created it: KMS refuses a
+  key policy naming a principal that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+KEY_MANAGEMENT_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+"""What the provider calls on a key and its aliases (terraform-provider-aws kms/key.go,
+alias.go)."""
+KEY_USE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+"""What S3 (bundle upload, code fetch) and Secrets Manager ask KMS for, with the caller's
+rights."""
+KEY_SERVICES = ("lambda", "rds", "s3", "secretsmanager")
+
+
+def stateful(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:
+    """Options of a resource that holds data (the lake bucket, the database, the keys, the
+    secret): in prod protected, so Pulumi refuses any change that would delete or replace it,
+    and retained on delete, so that even a deliberate `pulumi destroy` leaves it in AWS.
+    docs/runbooks/recovery.md says how to replace one on purpose."""
+    return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect)
+
+
+def stack_key_policy_output(
+    project: str, stack: str, opts: pulumi.InvokeOutputOptions | None = None
+) -> pulumi.Output[str]:
+    """`stack_key_policy` for this account and region, with the stack's deploy role."""
+    account = aws.get_caller_identity_output(opts=opts).account_id
+    region = aws.get_region_output(opts=opts).region
+    return pulumi.Output.all(account, region).apply(
+        lambda values: stack_key_policy(
+            account=values[0],
+            region=values[1],
+            deploy_role_arn=f"arn:aws:iam::{values[0]}:role/{deploy_role_name(project, stack)}",
+        )
+    )
+
+
+def deploy_role_name(project: str, stack: str) -> str:
+    """The IAM role CI deploys `stack` with (bootstrap/ creates it; the key policy admits it)."""
+    return f"{project}-github-deploy-{stack}"
+
+
+def stack_key_policy(*, account: str, region: str, deploy_role_arn: str) -> str:
+    """The policy of a stack's KMS key (see the module docstring)."""
+    caller = {"aws:PrincipalArn": deploy_role_arn, "kms:CallerAccount": account}
+    services = [f"{service}.{region}.amazonaws.com" for service in KEY_SERVICES]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "DeployRoleManagesKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": list(KEY_MANAGEMENT_ACTIONS),
+                    "Resource": "*",
+                    "Condition": {"StringEquals": caller},
+                },
+                {
+                    "Sid": "DeployRoleUsesKeyThroughServices",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": list(KEY_USE_ACTIONS),
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {**caller, "kms:ViaService": services}},
+                },
+                {
+                    "Sid": "DeployRoleGrantsToAwsResources",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["kms:CreateGrant"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {**caller, "kms:ViaService": services},
+                        "Bool": {"kms:GrantIsForAWSResource": "true"},
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
