@@ -315,6 +315,38 @@ def synth(
     typer.echo(text, nl=False)
 
 
+@app.command()
+def doctor(
+    *,
+    stack: Annotated[
+        str,
+        typer.Option(help="The stack about to be deployed: dev or prod (any Pulumi.STACK.yaml)."),
+    ],
+    pulumi: Annotated[
+        str, typer.Option(help="The Pulumi CLI to check (a name on PATH or a path).")
+    ] = "pulumi",
+) -> None:
+    """Check, before the first `pulumi up`, what only a real account and machine can tell.
+
+    Example, with the credentials `pulumi up` will use:
+
+        dataplatform doctor --stack dev
+
+    One line per check, `ok` or `problem` with the fix: region and credentials; the Pulumi CLI
+    against .pulumi-version; the state backend (PULUMI_BACKEND_URL) and the stack's secrets
+    provider; the bundle and its target; the account's Lambda concurrency against what the
+    stacks reserve plus the 100 Lambda keeps unreserved; the Availability Zone IDs the stack
+    will use, Lambda's support for them and RDS's offer of the instance class in each.
+    Exits 1 if there is any problem.
+    """
+    from dataplatform.doctor import diagnose, report
+
+    checks = diagnose(stack, pulumi=pulumi)
+    typer.echo(report(checks), nl=False)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
 # --- Bundle ---------------------------------------------------------------------------------------
 
 
