@@ -40,7 +40,7 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000
 SIZE_BUDGET = 200 * 1024 * 1024
 """What we aim for, well under the limit, so that dependencies can grow."""
 BUNDLE_NAME = "processor.zip"
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 """Bump when the build steps change, so that cached builds are not reused."""
 LAMBDA_GROUP = "lambda"
 """The uv dependency group listing what the bundle carries."""
