@@ -9,10 +9,10 @@ first call, not from an IAM statement conditioned on the key's `Stack` tag:
 - the account keeps administering the key through IAM (the default key policy's statement), so
   the processor's role, the preview role and administrators keep working;
 - the stack's deploy role (`<project>-github-deploy-<stack>`, created by bootstrap/) may manage
-  the key and use it, but only through S3, RDS and Secrets Manager, and may create grants only
-  for AWS resources. The role is matched by `aws:PrincipalArn`, not named as the principal, so a
-  stack can be deployed (by an administrator) before the bootstrap has created it: KMS refuses a
-  key policy naming a principal that does not exist.
+  the key and use it, but only through S3, RDS and Secrets Manager (never directly), and may
+  create grants only for AWS resources. The role is matched by `aws:PrincipalArn`, not named
+  as the principal, so a stack can be deployed (by an administrator) before the bootstrap has
+  created it: KMS refuses a key policy naming a principal that does not exist.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ alias.go)."""
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 """What S3 (bundle upload, code fetch) and Secrets Manager ask KMS for, with the caller's
 rights."""
-KEY_SERVICES = ("lambda", "rds", "s3", "secretsmanager")
+KEY_SERVICES = ("rds", "s3", "secretsmanager")
+"""The services that use the stack's keys on the deploy role's behalf (Lambda fetches the code
+through S3)."""
 
 
 def stateful(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:

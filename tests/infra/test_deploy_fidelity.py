@@ -122,3 +122,21 @@ def test_every_key_admits_the_stack_deploy_role_by_its_own_policy(stack_run: Pro
                 {"kms:CallerAccount": ACCOUNT_ID, "aws:RequestedRegion": region(stack_run.stack)},
             )
             assert evaluate_kms(policy, [], request) is expected, (key.urn, principal)
+
+
+def test_the_deploy_role_uses_a_key_only_through_the_platforms_services(
+    stack_run: ProgramRun,
+) -> None:
+    # Rule: the deploy role may decrypt through S3 (the code fetch), never by calling KMS itself.
+    principal = f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, stack_run.stack)}"
+    base = {"kms:CallerAccount": ACCOUNT_ID}
+    via_s3 = {**base, "kms:ViaService": f"s3.{region(stack_run.stack)}.amazonaws.com"}
+    for key in stack_run.by_type("aws:kms/key:Key"):
+        policy = inputs(key)["policy"]
+        arn = key.outputs["arn"]
+        assert evaluate_kms(policy, [], Request("kms:Decrypt", arn, principal, via_s3)) is (
+            Decision.ALLOW
+        )
+        assert evaluate_kms(policy, [], Request("kms:Decrypt", arn, principal, base)) is (
+            Decision.IMPLICIT_DENY
+        ), key.urn
