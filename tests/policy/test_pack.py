@@ -133,3 +133,28 @@ def test_the_pack_entry_point_only_serves() -> None:
     source = (ROOT / "policy" / "__main__.py").read_text(encoding="utf-8")
     code = [line for line in source.splitlines() if line and not line.startswith(('"""', "#"))]
     assert code[-2:] == ["from platform_pack import serve", "serve()"]
+
+
+def test_the_stack_policy_sees_protection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pack hands the rule each resource's `protect` option and the CLI's stack.
+    protected = PolicyResourceOptions(True, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+
+    def bucket(opts: PolicyResourceOptions) -> PolicyResource:
+        props = {"bucket": "b", "tags": {"Environment": "prod"}}
+        return PolicyResource(rules.BUCKET, props, "urn:b", "lake-bucket", opts, None, None, [], {})
+
+    policy = policy_named("prod-stateful-protected")
+    reported: list[str] = []
+    policy.validate(
+        StackValidationArgs([bucket(protected)]), lambda m, urn=None: reported.append(m)
+    )
+    assert reported == []
+    policy.validate(StackValidationArgs([bucket(OPTIONS)]), lambda m, urn=None: reported.append(m))
+    assert len(reported) == 1
+    assert "lake-bucket holds prod data" in reported[0]
+    monkeypatch.setenv("PULUMI_STACK", "prod")
+    untagged = PolicyResource(
+        rules.BUCKET, {"bucket": "b"}, "urn:b", "lake-bucket", OPTIONS, None, None, [], {}
+    )
+    policy.validate(StackValidationArgs([untagged]), lambda m, urn=None: reported.append(m))
+    assert len(reported) == 2
