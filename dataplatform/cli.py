@@ -320,17 +320,20 @@ def doctor(
     *,
     stack: Annotated[
         str,
-        typer.Option(help="The stack about to be deployed: dev or prod (any Pulumi.STACK.yaml)."),
+        typer.Option(
+            "--stack",
+            "-s",
+            help="The stack about to be deployed: dev or prod (any Pulumi.STACK.yaml).",
+        ),
     ],
     pulumi: Annotated[
         str, typer.Option(help="The Pulumi CLI to check (a name on PATH or a path).")
     ] = "pulumi",
+    project_dir: Annotated[Path | None, PROJECT_DIR_OPTION] = None,
 ) -> None:
     """Check, before the first `pulumi up`, what only a real account and machine can tell.
 
-    Example, with the credentials `pulumi up` will use:
-
-        dataplatform doctor --stack dev
+    Example: `dataplatform doctor --stack dev` (with the credentials `pulumi up` will use)
 
     One line per check, `ok` or `problem` with the fix: region and credentials; the Pulumi CLI
     against .pulumi-version; the state backend (PULUMI_BACKEND_URL) and the stack's secrets
@@ -340,8 +343,9 @@ def doctor(
     Exits 1 if there is any problem.
     """
     from dataplatform.doctor import diagnose, report
+    from dataplatform.project import find_project
 
-    checks = diagnose(stack, pulumi=pulumi)
+    checks = diagnose(stack, root=find_project(project_dir), pulumi=pulumi)
     typer.echo(report(checks), nl=False)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)

@@ -116,10 +116,11 @@ def test_the_cli_prints_the_lines_and_exits_1_on_a_problem(
 ) -> None:
     monkeypatch.setenv("PULUMI_BACKEND_URL", _backend("doctor-state-cli"))
     original = doctor.diagnose
-    monkeypatch.setattr(
-        doctor, "diagnose", lambda stack, **kw: original(stack, root=project, home=project, **kw)
+    monkeypatch.setattr(doctor, "diagnose", lambda stack, **kw: original(stack, home=project, **kw))
+    result = CliRunner().invoke(
+        app,
+        ["doctor", "-s", "dev", "--pulumi", "absent-pulumi", "--project-dir", str(project)],
     )
-    result = CliRunner().invoke(app, ["doctor", "--stack", "dev", "--pulumi", "absent-pulumi"])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 9, lines
