@@ -24,9 +24,10 @@ from components.kms import stack_key_policy_output
 from components.network import Network, NetworkArgs
 from components.processor import Processor, ProcessorArgs
 from components.settings import load_settings
+from etl.core.settings import json_problem
 
 ROOT = Path(__file__).resolve().parent
-settings = load_settings(pulumi.Config(), root=ROOT)
+settings = load_settings(pulumi.Config(), root=ROOT, thresholds_problem=json_problem)
 prefix, tags = settings.name_prefix, settings.tags
 
 network = Network("network", NetworkArgs(prefix, settings.network.vpc_cidr, tags))

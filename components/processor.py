@@ -25,6 +25,7 @@ from components.data_lake import ARTIFACTS_PREFIX
 from components.settings import ProcessorSettings
 from etl.contract import (
     DB_SECRET_ARN_ENV,
+    ETL_SETTINGS_ENV,
     HANDLER,
     LOG_LEVEL_ENV,
     RUNTIME,
@@ -496,6 +497,7 @@ class Processor(pulumi.ComponentResource):
                 "variables": {
                     DB_SECRET_ARN_ENV: args.secret_arn,
                     LOG_LEVEL_ENV: settings.log_level.value,
+                    **({ETL_SETTINGS_ENV: settings.etl_settings} if settings.etl_settings else {}),
                 }
             },
             logging_config={

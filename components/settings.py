@@ -17,7 +17,7 @@ import ipaddress
 import json
 import re
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -101,6 +101,7 @@ class ConfigKey:
 
 
 PASSWORD_KEY = PASSWORD_CONFIG_KEY
+ETL_SETTINGS_KEY = "etlSettings"
 BUNDLE_KEY = "processorBundlePath"
 
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
@@ -138,6 +139,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("processorMaxReceiveCount", "integer", 3),
     ConfigKey(BUNDLE_KEY, "string", "build/lambda/processor.zip"),
     ConfigKey("processorLogLevel", "string", "INFO"),
+    ConfigKey(ETL_SETTINGS_KEY, "string", ""),
 )
 
 MIN_POLLER_CONCURRENCY = 2
@@ -265,6 +267,9 @@ class ProcessorSettings:
     to the project directory; it must exist."""
     log_level: LogLevel
     """`processorLogLevel`, default INFO: DEBUG, INFO, WARNING or ERROR."""
+    etl_settings: str = ""
+    """`etlSettings`, default empty (the defaults): the ETL's rule thresholds as a JSON object of
+    the keys of docs/etl-settings.toml, e.g. `{"max_speed_mph": 90}`; passed to the function."""
 
 
 @dataclass(frozen=True)
@@ -413,6 +418,7 @@ def parse_settings(
     password: pulumi.Input[str],
     secret_keys: Collection[str] | None = None,
     other_keys: Collection[str] = (),
+    thresholds_problem: Callable[[str], str | None] | None = None,
 ) -> Settings:
     """Validate raw config strings (keys without the project prefix) into `Settings`.
 
@@ -420,7 +426,9 @@ def parse_settings(
     the secret Output the database receives. `raw` holds every key the stack sets in the
     project's namespace, so an undeclared one is refused; `other_keys` are the stack's full keys
     in other namespaces (`aws:region`); `secret_keys` the short keys the engine holds encrypted
-    (None: trust that the secret keys are). Raises one `SettingsError` naming every bad key.
+    (None: trust that the secret keys are). `thresholds_problem` judges `etlSettings` (the
+    ETL's own check, handed in by the program: components know only the contract); None checks
+    only that it is a JSON object. Raises one `SettingsError` naming every bad key.
     """
     read = _Reader(raw, project, stack)
     _check_keys(read, raw, other_keys)
@@ -451,7 +459,7 @@ def parse_settings(
     network = NetworkSettings(vpc_cidr=_vpc_cidr(read))
     lake = _lake(read)
     database = _database(read, password)
-    processor = _processor(read, root)
+    processor = _processor(read, root, thresholds_problem or _json_object_problem)
 
     if environment is Environment.PROD:
         _prod_rules(read, lake, database)
@@ -617,7 +625,9 @@ def _check_password(read: _Reader, plaintext: str | None) -> None:
         read.fail(PASSWORD_KEY, f"must not contain {listed}, which RDS refuses")
 
 
-def _processor(read: _Reader, root: Path) -> ProcessorSettings:
+def _processor(
+    read: _Reader, root: Path, thresholds_problem: Callable[[str], str | None]
+) -> ProcessorSettings:
     bundle_value = read.string(BUNDLE_KEY).strip()
     bundle = Path(bundle_value)
     if not bundle.is_absolute():
@@ -648,7 +658,29 @@ def _processor(read: _Reader, root: Path) -> ProcessorSettings:
         max_receive_count=read.integer("processorMaxReceiveCount", 1, 1000),
         bundle_path=bundle,
         log_level=read.choice("processorLogLevel", LogLevel),
+        etl_settings=_etl_settings(read, thresholds_problem),
     )
+
+
+def _etl_settings(read: _Reader, thresholds_problem: Callable[[str], str | None]) -> str:
+    """The thresholds as compact JSON with sorted keys (so equal settings give an equal function
+    configuration), or empty for the defaults."""
+    text = read.string(ETL_SETTINGS_KEY).strip()
+    if not text:
+        return ""
+    problem = thresholds_problem(text)
+    if problem is not None:
+        read.fail(ETL_SETTINGS_KEY, problem, """'{"max_speed_mph": 90}'""")
+        return ""
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+
+
+def _json_object_problem(text: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        return f"is not JSON ({error})"
+    return None if isinstance(value, dict) else "must be a JSON object"
 
 
 def bundle_target(bundle: Path) -> tuple[str, str] | None:
@@ -705,7 +737,12 @@ def _prod_rules(read: _Reader, lake: LakeSettings, database: DatabaseSettings) -
         read.fail("lakeForceDestroy", "must be false in prod", "false")
 
 
-def load_settings(config: pulumi.Config, *, root: Path) -> Settings:
+def load_settings(
+    config: pulumi.Config,
+    *,
+    root: Path,
+    thresholds_problem: Callable[[str], str | None] | None = None,
+) -> Settings:
     """Read every key of `CONFIG_KEYS` from the project's config and validate it.
 
     The password is read twice on purpose: its plaintext (`Config.get`, already decrypted by the
@@ -727,6 +764,7 @@ def load_settings(config: pulumi.Config, *, root: Path) -> Settings:
         password=password,
         secret_keys={key.split(":", 1)[1] for key in secret if key.startswith(f"{project}:")},
         other_keys=[key for key in given if not key.startswith(f"{project}:")],
+        thresholds_problem=thresholds_problem,
     )
 
 

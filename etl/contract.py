@@ -87,6 +87,9 @@ DB_SECRET_ARN_ENV: Final = "DB_SECRET_ARN"  # noqa: S105 - a variable's name, no
 """Environment variable naming the Secrets Manager secret that holds the database connection."""
 LOG_LEVEL_ENV: Final = "LOG_LEVEL"
 """Environment variable holding the processor's log level (a Python logging level name)."""
+ETL_SETTINGS_ENV: Final = "ETL_SETTINGS"
+"""Environment variable holding the stack's rule thresholds: a JSON object of the keys of
+docs/etl-settings.toml (absent or empty: the defaults)."""
 
 MIGRATE_ACTION: Final = "migrate"
 """The `action` of the event that asks the function to migrate the database."""

@@ -10,8 +10,9 @@ after botocore's own retries) fails its SQS message alone (`batchItemFailures`):
 and, after the queue's maxReceiveCount, moves it to the DLQ.
 
 Configuration comes from the environment: `DB_SECRET_ARN` (the Secrets Manager secret holding the
-connection), `LOG_LEVEL`, and the standard AWS variables, `AWS_ENDPOINT_URL` included (boto3 reads
-it for every service), so moto's server or LocalStack work without code changes.
+connection), `LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), and the standard
+AWS variables, `AWS_ENDPOINT_URL` included (boto3 reads it for every service), so moto's server
+or LocalStack work without code changes.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ import boto3
 from botocore.config import Config
 
 from etl import logs
-from etl.contract import DB_SECRET_ARN_ENV, RAW_PREFIX
-from etl.core.errors import DataplatformError, UnprocessableInput, first_line
+from etl.contract import DB_SECRET_ARN_ENV, ETL_SETTINGS_ENV, RAW_PREFIX
+from etl.core.errors import DataplatformError, UnprocessableInput, UsageError, first_line
 from etl.core.pipeline import process_file
-from etl.core.settings import EtlSettings
+from etl.core.settings import EtlSettings, settings_from_json
 from etl.database import Database, SecretsManagerCredentials
 from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import Downloaded, Lake, ObjectGone, output_keys
@@ -99,7 +100,15 @@ class Runtime:
 
     @classmethod
     def from_environment(cls, settings: EtlSettings | None = None) -> Runtime:
-        """Build the clients from the environment (see the module docstring)."""
+        """Build the clients from the environment (see the module docstring), and the rule
+        thresholds from `ETL_SETTINGS` unless `settings` are given."""
+        if settings is None:
+            try:
+                settings = settings_from_json(
+                    os.environ.get(ETL_SETTINGS_ENV, ""), ETL_SETTINGS_ENV
+                )
+            except UsageError as error:
+                raise ConfigurationError(str(error)) from None
         secret_id = os.environ.get(DB_SECRET_ARN_ENV)
         if not secret_id:
             raise ConfigurationError(

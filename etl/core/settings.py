@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -93,6 +94,30 @@ def settings_from_mapping(values: Mapping[str, Any], origin: str = "settings") -
         return EtlSettings(**chosen)
     except UsageError as error:
         raise UsageError(f"{origin}: {error}") from None
+
+
+def settings_from_json(text: str, origin: str = "settings") -> EtlSettings:
+    """EtlSettings from a JSON object of field names to values (`settings_from_mapping`);
+    empty text gives the defaults."""
+    if not text.strip():
+        return EtlSettings()
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{origin}: not a JSON object ({error})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f'{origin}: must be a JSON object such as {{"max_speed_mph": 90}}')
+    return settings_from_mapping(values, origin)
+
+
+def json_problem(text: str) -> str | None:
+    """Why `text` is not a valid JSON object of thresholds, or None: what the infrastructure
+    program asks before it passes the stack's thresholds to the processor."""
+    try:
+        settings_from_json(text, "thresholds")
+    except UsageError as error:
+        return str(error).removeprefix("thresholds: ")
+    return None
 
 
 def _number(name: str, value: Any, origin: str) -> float:

@@ -36,6 +36,10 @@ CASES = [
     ("dev", {"vpcCidr": "8.8.8.0/24"}, "vpcCidr"),
     ("dev", {"logRetentionDays": "42"}, "logRetentionDays"),
     ("dev", {"dbPostgresVersion": "15"}, "dbPostgresVersion"),
+    # The ETL's own check of its thresholds: range, unknown key, not an object.
+    ("dev", {"etlSettings": '{"max_speed_mph": 0}'}, "etlSettings"),
+    ("dev", {"etlSettings": '{"max_sped_mph": 90}'}, "etlSettings"),
+    ("dev", {"etlSettings": "[90]"}, "etlSettings"),
     ("prod", {"dbDeletionProtection": "false"}, "dbDeletionProtection"),
     ("prod", {"dbMultiAz": "false"}, "dbMultiAz"),
     ("prod", {"dbBackupRetentionDays": "3"}, "dbBackupRetentionDays"),
@@ -157,3 +161,12 @@ def test_a_bundle_for_another_target_is_refused_before_any_resource(
     with pytest.raises(SettingsError, match=rf"processorBundlePath .*{expected}"):
         run_stack("dev", bundle, mocks)
     assert mocks.registered == []
+
+
+def test_a_threshold_out_of_range_says_which_and_the_range(bundle: Path) -> None:
+    # Rule: `etlSettings` is judged by the ETL's own check, with its message, before any resource.
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=r"max_speed_mph=0\.0 is out of range") as failure:
+        run_stack("dev", bundle, mocks, etlSettings='{"max_speed_mph": 0}')
+    assert "pulumi config set etlSettings" in str(failure.value)
+    assert mocks.registered == [], mocks.registered

@@ -16,6 +16,7 @@ from tests.infra.support import (
     TEST_PASSWORD,
     inputs,
     policy_document,
+    run_stack,
     setting,
     setting_int,
     statements,
@@ -302,3 +303,10 @@ def test_migrations_run_at_deploy_keyed_on_the_sql_files(stack_run: ProgramRun) 
         stack_run.one("aws:secretsmanager/secretVersion:SecretVersion").urn,
     }
     assert needed <= set(invocation.dependencies), invocation.urn
+
+
+def test_stack_thresholds_reach_the_function_as_json(bundle: Path) -> None:
+    # Rule: `etlSettings` becomes ETL_SETTINGS, canonical (sorted keys, compact), and only then.
+    run = run_stack("dev", bundle, etlSettings='{"month_grace_hours": 12, "max_speed_mph": 90}')
+    variables = inputs(_function(run))["environment"]["variables"]
+    assert variables["ETL_SETTINGS"] == '{"max_speed_mph":90,"month_grace_hours":12}'

@@ -3,7 +3,8 @@
 - `etl/` is the Lambda asset: it imports nothing of `components`, `dataplatform` or `tests`, and
   none of the laptop and infrastructure libraries.
 - `etl/core/` is the pure Polars ETL: polars, the standard library and itself.
-- `components/` imports from `etl` only the contract module.
+- `components/` imports from `etl` only the contract module (the program, `__main__.py`, also
+  the thresholds' check).
 - only tests and benchmarks import `dataplatform` (besides `dataplatform` itself).
 - `policy/` imports nothing of ours.
 """
@@ -123,10 +124,27 @@ def test_components_import_only_the_contract_from_etl() -> None:
     # Rule: the infrastructure and the runtime share one module, and nothing else.
     broken = [
         str(found)
-        for found in imports_in("components", "__main__.py")
+        for found in imports_in("components")
         if found.top == "etl" and found.module != "etl.contract"
     ]
     assert broken == []
+
+
+def test_the_program_takes_only_the_contract_and_the_thresholds_check_from_etl() -> None:
+    # Rule: `__main__.py` hands the ETL's own threshold check to the settings (so a bad
+    # `etlSettings` stops the program before any resource); it loads nothing else of the ETL,
+    # and that check needs nothing but the standard library.
+    allowed = {"etl.contract", "etl.core.settings"}
+    broken = [
+        str(found)
+        for found in imports_in("__main__.py")
+        if found.top == "etl" and found.module not in allowed
+    ]
+    assert broken == []
+    settings_imports = imports_of(ROOT / "etl/core/settings.py")
+    assert all(
+        is_stdlib(found.module) or found.module == "etl.core.errors" for found in settings_imports
+    )
 
 
 def test_contract_is_standard_library_only() -> None:
