@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -330,6 +331,12 @@ def doctor(
         str, typer.Option(help="The Pulumi CLI to check (a name on PATH or a path).")
     ] = "pulumi",
     project_dir: Annotated[Path | None, PROJECT_DIR_OPTION] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON document: every check with its name, ok and detail."
+        ),
+    ] = False,
 ) -> None:
     """Check, before the first `pulumi up`, what only a real account and machine can tell.
 
@@ -346,7 +353,12 @@ def doctor(
     from dataplatform.project import find_project
 
     checks = diagnose(stack, root=find_project(project_dir), pulumi=pulumi)
-    typer.echo(report(checks), nl=False)
+    if json_output:
+        document = {"stack": stack, "ok": all(check.ok for check in checks)}
+        document["checks"] = [asdict(check) for check in checks]
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        typer.echo(report(checks), nl=False)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ would show too. Their logic is pinned below on the figures a real account return
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -190,3 +191,21 @@ def test_secrets_by_passphrase_need_it_in_the_environment() -> None:
 
     assert not doctor.secrets_check(None, {}, unused, REGION).ok
     assert doctor.secrets_check(None, {"PULUMI_CONFIG_PASSPHRASE": ""}, unused, REGION).ok
+
+
+def test_the_cli_json_holds_every_check_and_the_verdict(
+    aws: str, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --json: the same checks as the lines, for scripts; the exit code is the same too.
+    monkeypatch.setenv("PULUMI_BACKEND_URL", _backend("doctor-state-json"))
+    original = doctor.diagnose
+    monkeypatch.setattr(doctor, "diagnose", lambda stack, **kw: original(stack, home=project, **kw))
+    arguments = ["doctor", "-s", "dev", "--pulumi", "absent-pulumi", "--project-dir", str(project)]
+    result = CliRunner().invoke(app, [*arguments, "--json"])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    assert (document["stack"], document["ok"]) == ("dev", False)
+    assert len(document["checks"]) == 9
+    pulumi_cli = next(check for check in document["checks"] if check["name"] == "pulumi cli")
+    assert pulumi_cli["ok"] is False
+    assert pulumi_cli["detail"].startswith("not found. Fix: install")
