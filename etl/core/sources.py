@@ -23,6 +23,8 @@ from etl.core.rules import MALFORMED_LINE, ROW_INDEX, raw
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+"""Excel's "Unicode text" and some Windows tools write UTF-16 with a byte order mark."""
 
 
 class InputFormat(StrEnum):
@@ -76,8 +78,23 @@ def read_input(path: Path) -> RawInput:
             raise UnprocessableInput(
                 "unreadable", f"not a readable gzip file (truncated or corrupt): {error}"
             ) from error
-        return _read_csv(io.BytesIO(text), InputFormat.CSV_GZ)
+        return _read_csv(_as_utf8(text), InputFormat.CSV_GZ)
+    if head.startswith(UTF16_BOMS):
+        return _read_csv(_as_utf8(path.read_bytes()), InputFormat.CSV)
     return _read_csv(path, InputFormat.CSV)
+
+
+def _as_utf8(text: bytes) -> io.BytesIO:
+    """CSV bytes as UTF-8 for Polars: UTF-16 with a byte order mark is transcoded (rare, so
+    in Python), anything else is passed through for the reader to judge."""
+    if text.startswith(UTF16_BOMS):
+        try:
+            text = text.decode("utf-16").encode()
+        except UnicodeDecodeError as error:
+            raise UnprocessableInput(
+                "unreadable", f"not readable UTF-16 text: {first_line(error)}"
+            ) from error
+    return io.BytesIO(text)
 
 
 def _read_parquet(path: Path) -> RawInput:
@@ -105,7 +122,14 @@ def _read_csv(source: Path | io.BytesIO, input_format: InputFormat) -> RawInput:
     try:
         lines = pl.read_lines(source).get_column("line")
     except pl.exceptions.PolarsError as error:
-        raise UnprocessableInput("unreadable", f"not a text table: {first_line(error)}") from error
+        raise UnprocessableInput(
+            "unreadable",
+            f"not a text table (UTF-8, or UTF-16 with a BOM): {first_line(error)}",
+        ) from error
+    # Lines end at LF or CRLF (the reader drops the CR) or, as in old Mac files and universal
+    # newline mode, at a lone CR: a CR still in a line splits it. Only files holding one pay.
+    if lines.str.contains("\r", literal=True).any():
+        lines = lines.str.strip_suffix("\r").str.split("\r").explode()
     non_blank = lines.str.strip_chars().str.len_bytes() > 0
     if not non_blank.any():
         raise UnprocessableInput("empty_file", "no header line: the file holds only blank lines")
@@ -129,7 +153,8 @@ def _read_csv(source: Path | io.BytesIO, input_format: InputFormat) -> RawInput:
     frame = (
         data.lazy()
         .with_columns(fields.alias("__fields"))
-        .with_columns(well_formed=pl.col("__fields").list.len() == len(header))
+        # A line Python's csv module cannot split either has no fields: malformed.
+        .with_columns(well_formed=(pl.col("__fields").list.len() == len(header)).fill_null(False))
         .select(
             ROW_INDEX,
             pl.when("well_formed")
@@ -145,7 +170,10 @@ def _read_csv(source: Path | io.BytesIO, input_format: InputFormat) -> RawInput:
 
 
 def _split_header(line: str) -> tuple[str, ...]:
-    names = tuple(name.strip().strip('"').strip() for name in _split_quoted(line.lstrip("\ufeff")))
+    fields = _split_quoted(line.lstrip("\ufeff"))
+    if fields is None:
+        raise UnprocessableInput("bad_header", "the header line is not valid CSV")
+    names = tuple(name.strip().strip('"').strip() for name in fields)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise UnprocessableInput(
@@ -155,5 +183,9 @@ def _split_header(line: str) -> tuple[str, ...]:
     return names
 
 
-def _split_quoted(line: str) -> list[str]:
-    return next(csv.reader([line]))
+def _split_quoted(line: str) -> list[str] | None:
+    """The fields of one CSV line, or None where the csv module refuses it."""
+    try:
+        return next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.core.errors import UnprocessableInput
 from etl.core.naming import name_hints
 from etl.core.pipeline import process_file
 from etl.core.sources import InputFormat, sniff_format
@@ -73,6 +74,58 @@ def test_blank_lines_crlf_and_bom_are_tolerated(tmp_path: Path) -> None:
     result = process_file(source)
     assert result.clean.height == 2
     assert result.report["schema"]["blank_lines"] == 1
+
+
+def test_cr_only_line_endings_are_line_endings(tmp_path: Path, sample_csv: Path) -> None:
+    # Issue 14, case 1: the sample with every LF turned into a CR (old Mac files) crashed the
+    # csv module; it reads exactly like the original.
+    source = tmp_path / "yellow_tripdata_2020-07.csv"
+    source.write_bytes(sample_csv.read_bytes().replace(b"\n", b"\r"))
+    result = process_file(source)
+    original = process_file(sample_csv, source_name=source.name)
+    assert result.report["rows_in"] == original.report["rows_in"] == 266
+    assert result.report["reasons"] == original.report["reasons"]
+    assert result.clean.equals(original.clean)
+
+
+def test_bare_cr_in_a_quoted_line_ends_the_line_instead_of_the_file(tmp_path: Path) -> None:
+    # Issue 14, case 2: a lone CR inside a line holding a quote raised _csv.Error for the whole
+    # file. A lone CR ends a line (universal newlines): both halves are malformed rejects with
+    # their text, every other line is processed.
+    broken = line().replace(",N,", ',"N",', 1).replace(",161,", ",16\r1,", 1)
+    lines = [HEADER, line(), broken, line(VendorID=1)]
+    result = process_file(write_csv(tmp_path, "yellow_tripdata_2024-01.csv", lines))
+    first, second = broken.split("\r")
+    assert result.clean.height == 2
+    assert result.rejects.get_column("reject_reason").to_list() == ["malformed_line"] * 2
+    assert result.rejects.get_column("raw_line").to_list() == [first, second]
+
+
+def test_a_line_the_csv_module_refuses_is_a_malformed_reject(tmp_path: Path) -> None:
+    # Python's csv module refuses a quoted field above its field size limit (128 KiB): that
+    # line is malformed, the file is not.
+    huge = line().replace(",N,", ',"' + "N" * 200_000 + '",', 1)
+    lines = [HEADER, line(), huge]
+    result = process_file(write_csv(tmp_path, "yellow_tripdata_2024-01.csv", lines))
+    assert result.clean.height == 1
+    assert result.rejects.get_column("reject_reason").to_list() == ["malformed_line"]
+    assert result.rejects.get_column("raw_line").to_list() == [huge]
+
+
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Excel's "Unicode text" and other Windows tools write UTF-16 with a BOM.
+    source = tmp_path / "yellow_tripdata_2024-01.csv"
+    source.write_bytes("\n".join([HEADER, line(), line(VendorID=1)]).encode("utf-16"))
+    result = process_file(source)
+    assert result.clean.height == 2
+
+
+def test_text_that_is_not_utf8_is_quarantined_as_unreadable(tmp_path: Path) -> None:
+    source = tmp_path / "yellow_tripdata_2024-01.csv"
+    source.write_bytes((HEADER + "\n").encode() + line().encode().replace(b"N", b"\xd1", 1))
+    with pytest.raises(UnprocessableInput) as raised:
+        process_file(source)
+    assert raised.value.code == "unreadable"
 
 
 def test_every_line_is_accounted_for(tmp_path: Path) -> None:
