@@ -13,7 +13,7 @@ from etl.core.rules import RuleContext
 from etl.core.settings import EtlSettings
 from etl.core.sources import RawInput
 from etl.core.specs import COORDINATE_COLUMNS, ZONE_COLUMNS, DatasetSpec
-from etl.core.transform import REJECT_CODE, SchemaPlan
+from etl.core.transform import REJECT_CODE, SchemaPlan, reject_column_names
 
 
 def build_report(
@@ -82,6 +82,11 @@ def build_report(
             "cast": plan.casts(spec),
             "missing_optional": list(plan.missing_optional),
             "unexpected": list(plan.unexpected),
+            "renamed_in_rejects": {
+                name: kept
+                for name, kept in reject_column_names(raw_input.columns).items()
+                if kept != name
+            },
             "blank_lines": raw_input.blank_lines,
         },
         "settings": _settings_dict(context.settings),

@@ -235,6 +235,11 @@ def _schema_table(schema: dict[str, Any]) -> str:
         ("cast", ", ".join(schema["cast"]) or "none"),
         ("missing optional", ", ".join(schema["missing_optional"]) or "none"),
         ("unexpected", ", ".join(schema["unexpected"]) or "none"),
+        (
+            "renamed in rejects",
+            ", ".join(f"{a} → {b}" for a, b in schema.get("renamed_in_rejects", {}).items())
+            or "none",
+        ),
         ("blank lines", str(schema["blank_lines"])),
     ]
     return _table(("", ""), rows)

@@ -343,12 +343,35 @@ def clean_rows(frame: pl.LazyFrame, spec: DatasetSpec) -> pl.LazyFrame:
     )
 
 
+REJECT_OWN_COLUMNS = (ROW_INDEX, MALFORMED_LINE, REJECT_REASON)
+"""The columns the rejects add to the input's own."""
+COLLIDING_INPUT_PREFIX = "input_"
+
+
+def reject_column_names(input_columns: tuple[str, ...]) -> dict[str, str]:
+    """Each input column's name in the rejects: its own, except that an input column named like
+    one the rejects add (`source_row`, `raw_line`, `reject_reason`) is kept as `input_<name>`
+    (prefixed again while that is taken too)."""
+    taken = {*input_columns, *REJECT_OWN_COLUMNS}
+    names = {}
+    for name in input_columns:
+        kept = name
+        if name in REJECT_OWN_COLUMNS:
+            while kept in taken:
+                kept = f"{COLLIDING_INPUT_PREFIX}{kept}"
+            taken.add(kept)
+        names[name] = kept
+    return names
+
+
 def reject_rows(
     frame: pl.LazyFrame, spec: DatasetSpec, input_columns: tuple[str, ...]
 ) -> pl.LazyFrame:
-    """The rejected rows: every input column as read (original names and types), their position
-    in the input, `raw_line` (the text of a malformed CSV line, else null) and `reject_reason`."""
-    keep = [pl.col(raw(name)).alias(name) for name in input_columns]
+    """The rejected rows: every input column as read (original names and types, see
+    `reject_column_names`), their position in the input, `raw_line` (the text of a malformed CSV
+    line, else null) and `reject_reason`."""
+    names = reject_column_names(input_columns)
+    keep = [pl.col(raw(name)).alias(names[name]) for name in input_columns]
     return frame.filter(pl.col(REJECT_CODE).is_not_null()).select(
         *keep, ROW_INDEX, MALFORMED_LINE, reason_names(spec)
     )
@@ -367,6 +390,7 @@ __all__ = [
     "normalise",
     "plan_schema",
     "reason_names",
+    "reject_column_names",
     "reject_duplicates",
     "reject_rows",
     "validate",
