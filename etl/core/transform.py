@@ -84,6 +84,8 @@ def plan_schema(input_schema: pl.Schema, spec: DatasetSpec) -> SchemaPlan:
     for column in spec.columns:
         if column.required and column.name not in sources:
             raise _missing(column)
+        if column.name in sources and not _readable(input_schema[sources[column.name]], column):
+            raise _unsupported(sources[column.name], input_schema[sources[column.name]], column)
     if not any(set(group) <= sources.keys() for group in spec.location_groups):
         first_group = spec.location_groups[0]
         missing = next(name for name in first_group if name not in sources)
@@ -94,6 +96,36 @@ def plan_schema(input_schema: pl.Schema, spec: DatasetSpec) -> SchemaPlan:
         input_types={name: input_schema[source] for name, source in sources.items()},
         missing_optional=tuple(c.name for c in spec.columns if c.name not in sources),
         unexpected=tuple(name for name in input_schema.names() if name not in claimed),
+    )
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    """Text however it is stored: plain, dictionary-encoded (Categorical, Enum) or as bytes."""
+    return dtype == pl.String or dtype == pl.Binary or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def _readable(source: pl.DataType, column: ColumnSpec) -> bool:
+    """Whether values of type `source` can be read as `column` at all (value by value they may
+    still fail: "abc" as a fare). Nested and other types are a fault of the whole file."""
+    if _is_text(source) or source == pl.Null:
+        return True
+    if column.type is ColumnType.TIMESTAMP:
+        return isinstance(source, pl.Datetime) or source == pl.Date
+    return source.is_numeric()
+
+
+_EXPECTED = {
+    ColumnType.INTEGER: "a number or text",
+    ColumnType.FLOAT: "a number or text",
+    ColumnType.TIMESTAMP: "a timestamp, a date or text",
+    ColumnType.CODE: "text or a number",
+}
+
+
+def _unsupported(source: str, dtype: pl.DataType, column: ColumnSpec) -> UnprocessableInput:
+    return UnprocessableInput(
+        "unsupported_type",
+        f"column {source} is stored as {dtype}: {column.name} must be {_EXPECTED[column.type]}",
     )
 
 
@@ -136,6 +168,8 @@ def normalise(frame: pl.LazyFrame, spec: DatasetSpec, plan: SchemaPlan) -> pl.La
 
 def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr:
     target = column.type.dtype
+    if _is_text(source) and source != pl.String:
+        value, source = _as_string(value, source), pl.String()
     if column.type is ColumnType.INTEGER:
         if source.is_integer():
             converted = _as_narrower_integer(value, source, target)
@@ -151,6 +185,24 @@ def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr
     else:
         converted = _as_code(value.cast(pl.String, strict=False), column.codes)
     return converted.alias(column.name)
+
+
+def _as_string(value: pl.Expr, source: pl.DataType) -> pl.Expr:
+    """Dictionary-encoded text as plain text; bytes decoded as UTF-8, null where they are not
+    (then `unparseable_value`). Only odd files store numbers so, hence a per-value decode."""
+    if source == pl.Binary:
+        return value.map_batches(_decode_utf8, return_dtype=pl.String)
+    return value.cast(pl.String)
+
+
+def _decode_utf8(values: pl.Series) -> pl.Series:
+    def decode(raw_bytes: bytes | None) -> str | None:
+        try:
+            return None if raw_bytes is None else raw_bytes.decode()
+        except UnicodeDecodeError:
+            return None
+
+    return pl.Series(values.name, [decode(item) for item in values.to_list()], dtype=pl.String)
 
 
 def _as_narrower_integer(value: pl.Expr, source: pl.DataType, target: pl.DataType) -> pl.Expr:
