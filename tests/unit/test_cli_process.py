@@ -236,3 +236,18 @@ def test_the_console_script_flushes_its_output_and_keeps_the_exit_status(tmp_pat
     assert failed.returncode == 3
     assert failed.stderr.startswith(f"error: {bad.name}: not a readable Parquet file")
     assert failed.stderr.count("\n") == 1
+
+
+def test_out_under_a_regular_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # Issue 14, case 6: --out under a regular file raised NotADirectoryError with a traceback.
+    # It is one line naming the path and the fix, and the file is left alone.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    code, stdout, stderr = run("process", YELLOW_2020_07, "--out", blocker / "out")
+    assert code == 1
+    assert "Traceback" not in stdout + stderr
+    assert stderr.strip() == (
+        f"error: cannot create or use {blocker / 'out'} (Not a directory): choose an output "
+        "directory you can create and write to (--out)"
+    )
+    assert blocker.read_text() == "a file"
