@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 QUARANTINE_ERROR_SUFFIX = ".error.json"
+INTERNAL_ERROR = "internal_error"
+"""The quarantine code of a content failure no specific rule names (see
+`UnprocessableInput.internal`)."""
 """The error document written beside a quarantined input: `<name>.error.json`."""
 
 
@@ -40,6 +43,17 @@ class UnprocessableInput(DataplatformError):
         """Stable machine-readable cause, e.g. `missing_column`."""
         self.reason = reason
         """One line for people, naming the cause (for a missing column, the column)."""
+
+    @classmethod
+    def internal(cls, error: Exception) -> UnprocessableInput:
+        """An unforeseen failure while reading, normalising or validating a file's content. It
+        is as deterministic as the content (a retry fails the same way), so the file is
+        quarantined like any other unprocessable input, with the error's type and first line."""
+        return cls(
+            INTERNAL_ERROR,
+            f"internal error while processing the file ({type(error).__name__}: "
+            f"{first_line(error)}); please report it with the quarantined file",
+        )
 
     def quarantine_document(self, source: str, **details: Any) -> dict[str, Any]:
         """The `.error.json` written beside the quarantined copy of `source`: why it was

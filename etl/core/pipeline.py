@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from etl.core import transform
+from etl.core.errors import DataplatformError, UnprocessableInput
 from etl.core.master_data import zone_ids
 from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
 from etl.core.report import build_report
@@ -104,8 +105,32 @@ def process_file(
     settings: EtlSettings | None = None,
 ) -> ProcessResult:
     """Process the file at `path`. `source_name` (default: the file's name) is what dataset and
-    month are read from, e.g. the S3 key. Raises `UnprocessableInput` when the input cannot be
-    processed as a whole; every row of a processable input ends up clean or rejected."""
+    month are read from, e.g. the S3 key. Every row of a processable input ends up clean or
+    rejected.
+
+    Raises `UnprocessableInput` when the input cannot be processed as a whole, and for any other
+    failure while reading, normalising or validating it (code `internal_error`): the file is
+    local and the work deterministic, so whatever goes wrong here is the content's doing as far
+    as a caller can tell, and retrying cannot help. Only `UsageError` (a bad `month` option) and
+    `MemoryError` (the machine, not the file) pass through."""
+    try:
+        return _process_file(
+            path, source_name=source_name, dataset=dataset, month=month, settings=settings
+        )
+    except (DataplatformError, MemoryError):
+        raise
+    except Exception as error:
+        raise UnprocessableInput.internal(error) from error
+
+
+def _process_file(
+    path: Path,
+    *,
+    source_name: str | None,
+    dataset: str | None,
+    month: str | None,
+    settings: EtlSettings | None,
+) -> ProcessResult:
     settings = settings or EtlSettings()
     name = Path(source_name or path.name).name
     spec = resolve_dataset(name, dataset)

@@ -251,3 +251,20 @@ def test_out_under_a_regular_file_is_one_line_not_a_traceback(tmp_path: Path) ->
         "directory you can create and write to (--out)"
     )
     assert blocker.read_text() == "a file"
+
+
+def test_an_internal_error_quarantines_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No traceback even for a bug: the file is quarantined as internal_error, exit 3.
+    def broken(*_: object) -> None:
+        raise KeyError("unforeseen")
+
+    monkeypatch.setattr("etl.core.transform.derive", broken)
+    out = tmp_path / "out"
+    code, _, stderr = run("process", YELLOW_2020_07, "--out", out)
+    assert code == 3
+    assert len(stderr.strip().splitlines()) == 1
+    assert "internal error while processing the file (KeyError: 'unforeseen')" in stderr
+    error = json.loads((out / "quarantine" / f"{YELLOW_2020_07.name}.error.json").read_text())
+    assert error["code"] == "internal_error"

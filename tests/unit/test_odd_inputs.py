@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from etl.core import transform
 from etl.core.errors import UnprocessableInput
 from etl.core.pipeline import process_file
 from tests.tlc import write_csv, write_parquet, yellow_trip
@@ -124,3 +125,33 @@ def test_unexpected_nested_columns_are_kept_in_the_rejects(tmp_path: Path) -> No
         "invalid_vendor",
     ]
     assert result.rejects.get_column("tags").to_list() == [[2], [9]]
+
+
+def test_an_unforeseen_failure_is_an_internal_error_with_its_first_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The boundary: whatever goes wrong while a file's content is processed ends as
+    # UnprocessableInput (quarantine), code internal_error, carrying the error's first line.
+    def broken(frame: pl.LazyFrame) -> pl.LazyFrame:
+        raise ValueError("no rule for this\nsecond line of detail")
+
+    monkeypatch.setattr(transform, "derive", broken)
+    source = write_parquet(tmp_path, f"{NAME}.parquet", [yellow_trip()])
+    with pytest.raises(UnprocessableInput) as raised:
+        process_file(source)
+    assert raised.value.code == "internal_error"
+    assert "ValueError: no rule for this" in raised.value.reason
+    assert "second line" not in raised.value.reason
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_memory_errors_are_not_the_files_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Running out of memory says nothing about the content: it is left for a retry.
+    def exhausted(frame: pl.LazyFrame) -> pl.LazyFrame:
+        raise MemoryError
+
+    monkeypatch.setattr(transform, "derive", exhausted)
+    with pytest.raises(MemoryError):
+        process_file(write_parquet(tmp_path, f"{NAME}.parquet", [yellow_trip()]))
