@@ -113,14 +113,16 @@ class UnparseableValue:
 
 @dataclass(frozen=True)
 class MissingValue:
-    """Any of `columns` is null."""
+    """Any of `columns` is null (of those the file carries)."""
 
     reason: str
     columns: tuple[str, ...]
     description: str
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
-        return pl.any_horizontal([pl.col(name).is_null() for name in self.columns])
+        # A column the file lacks is not missing from its rows: the schema notes say so.
+        present = [name for name in self.columns if name in ctx.present]
+        return pl.any_horizontal([pl.col(name).is_null() for name in present]) if present else None
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,8 @@ class BadCoordinates:
 @dataclass(frozen=True)
 class NotInCodes:
     """A value outside the data dictionary's codes. Null passes when `nullable` (TLC leaves codes
-    empty on some trips, e.g. Flex Fare rows from 2023), and fails otherwise."""
+    empty on some trips, e.g. Flex Fare rows from 2023), and fails otherwise. Does not apply to a
+    file without the column."""
 
     reason: str
     column: str
@@ -228,6 +231,8 @@ class NotInCodes:
     description: str
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
+        if self.column not in ctx.present:
+            return None
         value = pl.col(self.column)
         unknown = ~is_one_of(value, self.codes)
         return (unknown & value.is_not_null()) if self.nullable else (unknown | value.is_null())
@@ -263,13 +268,16 @@ class AbsurdAmount:
 
 @dataclass(frozen=True)
 class DistanceOutOfBounds:
-    """A distance that is null, negative or above `settings.max_distance_miles`."""
+    """A distance that is null, negative or above `settings.max_distance_miles` (in a file that
+    carries distances)."""
 
     reason: str
     column: str
     description: str
 
     def failing(self, ctx: RuleContext) -> pl.Expr | None:
+        if self.column not in ctx.present:
+            return None
         value = pl.col(self.column)
         return value.is_null() | ~value.is_between(0, ctx.settings.max_distance_miles)
 

@@ -58,6 +58,9 @@ class ColumnSpec:
     codes: tuple[str, ...] = ()
     """CODE columns: the values the data dictionary allows. Values are matched case- and
     space-insensitively; the `invalid_*` rule rejects anything else."""
+    labels: tuple[tuple[str, int], ...] = ()
+    """INTEGER columns: text labels older vintages wrote instead of the code (upper-cased,
+    e.g. ("CASH", 2)); other text that is not a number is `unparseable_value`."""
 
     @property
     def display_name(self) -> str:
@@ -138,19 +141,46 @@ COORDINATE_COLUMNS = (
 )
 
 
-STORE_AND_FWD_FLAG = ColumnSpec(
-    "store_and_fwd_flag", CODE, ("store_and_fwd_flag",), required=True, codes=STORE_AND_FWD_FLAGS
+# The yellow files of 2009 and 2010 name vendors and payment types in text: 2009 (columns
+# vendor_name, Payment_Type) "CMT", "VTS", "DDS" and "CASH", "Credit", "No Charge", "Dispute";
+# 2010 (vendor_id, payment_type) the same vendors and "CAS", "CRD", "NOC", "DIS", "UNK". CMT and
+# VTS (VeriFone) are codes 1 and 2 of the dictionaries from 2015 on; Digital Dispatch Systems
+# has no code, so a DDS trip is an `unparseable_value` reject (kept, with its text).
+VENDOR_LABELS = (("CMT", 1), ("VTS", 2))
+PAYMENT_LABELS = (
+    ("CRD", 1),
+    ("CRE", 1),
+    ("CREDIT", 1),
+    ("CAS", 2),
+    ("CASH", 2),
+    ("NOC", 3),
+    ("NO CHARGE", 3),
+    ("DIS", 4),
+    ("DISPUTE", 4),
+    ("UNK", 5),
+    ("UNKNOWN", 5),
 )
+
+STORE_AND_FWD_FLAG = ColumnSpec(
+    "store_and_fwd_flag",
+    CODE,
+    ("store_and_fwd_flag", "store_and_forward"),
+    codes=STORE_AND_FWD_FLAGS,
+)
+VENDOR = ColumnSpec("vendor_id", INT, ("VendorID", "vendor_name"), labels=VENDOR_LABELS)
+RATE_CODE = ColumnSpec("rate_code_id", INT, ("RatecodeID", "Rate_Code"))
+PAYMENT_TYPE = ColumnSpec("payment_type", INT, ("payment_type",), labels=PAYMENT_LABELS)
 
 
 def _location_columns() -> tuple[ColumnSpec, ...]:
+    # Start_/End_ are the 2009 yellow names.
     return (
         ColumnSpec("pu_location_id", INT, ("PULocationID",)),
         ColumnSpec("do_location_id", INT, ("DOLocationID",)),
-        ColumnSpec("pickup_longitude", FLOAT, ("pickup_longitude",)),
-        ColumnSpec("pickup_latitude", FLOAT, ("pickup_latitude",)),
-        ColumnSpec("dropoff_longitude", FLOAT, ("dropoff_longitude",)),
-        ColumnSpec("dropoff_latitude", FLOAT, ("dropoff_latitude",)),
+        ColumnSpec("pickup_longitude", FLOAT, ("pickup_longitude", "Start_Lon")),
+        ColumnSpec("pickup_latitude", FLOAT, ("pickup_latitude", "Start_Lat")),
+        ColumnSpec("dropoff_longitude", FLOAT, ("dropoff_longitude", "End_Lon")),
+        ColumnSpec("dropoff_latitude", FLOAT, ("dropoff_latitude", "End_Lat")),
     )
 
 
@@ -237,23 +267,27 @@ _COMMON_MONEY = (
 YELLOW = DatasetSpec(
     name="yellow",
     file_prefix="yellow_tripdata",
+    # Only what identifies and validates a trip is required: pickup and dropoff times, and a
+    # location group. Aliases after the first are the 2009 names (2010 used the canonical ones).
     columns=(
-        ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
-        ColumnSpec("pickup_datetime", TIME, ("tpep_pickup_datetime",), True),
-        ColumnSpec("dropoff_datetime", TIME, ("tpep_dropoff_datetime",), True),
-        ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
-        ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
-        ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
+        VENDOR,
+        ColumnSpec("pickup_datetime", TIME, ("tpep_pickup_datetime", "Trip_Pickup_DateTime"), True),
+        ColumnSpec(
+            "dropoff_datetime", TIME, ("tpep_dropoff_datetime", "Trip_Dropoff_DateTime"), True
+        ),
+        ColumnSpec("passenger_count", INT, ("passenger_count",)),
+        ColumnSpec("trip_distance", FLOAT, ("trip_distance",)),
+        RATE_CODE,
         STORE_AND_FWD_FLAG,
         *_location_columns(),
-        ColumnSpec("payment_type", INT, ("payment_type",), required=True),
-        ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
-        ColumnSpec("extra", FLOAT, ("extra",), required=True),
-        ColumnSpec("mta_tax", FLOAT, ("mta_tax",), required=True),
-        ColumnSpec("tip_amount", FLOAT, ("tip_amount",), required=True),
-        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount",), required=True),
+        PAYMENT_TYPE,
+        ColumnSpec("fare_amount", FLOAT, ("fare_amount", "Fare_Amt")),
+        ColumnSpec("extra", FLOAT, ("extra", "surcharge")),
+        ColumnSpec("mta_tax", FLOAT, ("mta_tax",)),
+        ColumnSpec("tip_amount", FLOAT, ("tip_amount", "Tip_Amt")),
+        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount", "Tolls_Amt")),
         ColumnSpec("improvement_surcharge", FLOAT, ("improvement_surcharge",)),
-        ColumnSpec("total_amount", FLOAT, ("total_amount",), required=True),
+        ColumnSpec("total_amount", FLOAT, ("total_amount", "Total_Amt")),
         ColumnSpec("congestion_surcharge", FLOAT, ("congestion_surcharge",)),
         ColumnSpec("airport_fee", FLOAT, ("Airport_fee",)),
         ColumnSpec("cbd_congestion_fee", FLOAT, ("cbd_congestion_fee",)),
@@ -267,24 +301,24 @@ GREEN = DatasetSpec(
     name="green",
     file_prefix="green_tripdata",
     columns=(
-        ColumnSpec("vendor_id", INT, ("VendorID",), required=True),
+        VENDOR,
         ColumnSpec("pickup_datetime", TIME, ("lpep_pickup_datetime",), required=True),
         ColumnSpec("dropoff_datetime", TIME, ("lpep_dropoff_datetime",), required=True),
         STORE_AND_FWD_FLAG,
-        ColumnSpec("rate_code_id", INT, ("RatecodeID",), required=True),
+        RATE_CODE,
         *_location_columns(),
-        ColumnSpec("passenger_count", INT, ("passenger_count",), required=True),
-        ColumnSpec("trip_distance", FLOAT, ("trip_distance",), required=True),
-        ColumnSpec("fare_amount", FLOAT, ("fare_amount",), required=True),
-        ColumnSpec("extra", FLOAT, ("extra",), required=True),
-        ColumnSpec("mta_tax", FLOAT, ("mta_tax",), required=True),
-        ColumnSpec("tip_amount", FLOAT, ("tip_amount",), required=True),
-        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount",), required=True),
+        ColumnSpec("passenger_count", INT, ("passenger_count",)),
+        ColumnSpec("trip_distance", FLOAT, ("trip_distance",)),
+        ColumnSpec("fare_amount", FLOAT, ("fare_amount",)),
+        ColumnSpec("extra", FLOAT, ("extra",)),
+        ColumnSpec("mta_tax", FLOAT, ("mta_tax",)),
+        ColumnSpec("tip_amount", FLOAT, ("tip_amount",)),
+        ColumnSpec("tolls_amount", FLOAT, ("tolls_amount",)),
         ColumnSpec("ehail_fee", FLOAT, ("ehail_fee",)),
         ColumnSpec("improvement_surcharge", FLOAT, ("improvement_surcharge",)),
-        ColumnSpec("total_amount", FLOAT, ("total_amount",), required=True),
-        ColumnSpec("payment_type", INT, ("payment_type",), required=True),
-        ColumnSpec("trip_type", INT, ("trip_type",), required=True),
+        ColumnSpec("total_amount", FLOAT, ("total_amount",)),
+        PAYMENT_TYPE,
+        ColumnSpec("trip_type", INT, ("trip_type",)),
         ColumnSpec("congestion_surcharge", FLOAT, ("congestion_surcharge",)),
         ColumnSpec("cbd_congestion_fee", FLOAT, ("cbd_congestion_fee",)),
     ),

@@ -178,6 +178,8 @@ def _convert(value: pl.Expr, source: pl.DataType, column: ColumnSpec) -> pl.Expr
             # Integral floats (1.0, as in 2022–23 files) are fine; 1.5 passengers is not.
             integral = number.is_finite() & (number == number.floor())
             converted = pl.when(integral).then(number.cast(target, strict=False))
+            if column.labels and source == pl.String:
+                converted = _or_label(converted, value, column.labels, target)
     elif column.type is ColumnType.FLOAT:
         converted = _as_float(value, source)
     elif column.type is ColumnType.TIMESTAMP:
@@ -203,6 +205,20 @@ def _decode_utf8(values: pl.Series) -> pl.Series:
             return None
 
     return pl.Series(values.name, [decode(item) for item in values.to_list()], dtype=pl.String)
+
+
+def _or_label(
+    converted: pl.Expr, text: pl.Expr, labels: tuple[tuple[str, int], ...], target: pl.DataType
+) -> pl.Expr:
+    """`converted`, or the code of a text label where the text is not a number ("CASH" -> 2).
+    When every value converted, the column passes through without the lookup's work."""
+    lookup = (
+        text.str.strip_chars()
+        .str.to_uppercase()
+        .replace_strict(dict(labels), default=None, return_dtype=target)
+    )
+    all_converted = (converted.is_not_null() | text.is_null()).all()
+    return pl.when(all_converted).then(converted).otherwise(pl.coalesce(converted, lookup))
 
 
 def _as_narrower_integer(value: pl.Expr, source: pl.DataType, target: pl.DataType) -> pl.Expr:

@@ -94,10 +94,10 @@ def test_a_quarantined_file_does_not_stop_the_others_and_sets_exit_3(tmp_path: P
     copy = out / "quarantine" / bad.name
     # The message says where the copy and its reason went.
     assert stderr.splitlines()[0] == (
-        f"error: {bad.name}: missing required column VendorID; copied to {copy} "
+        f"error: {bad.name}: missing required column tpep_pickup_datetime; copied to {copy} "
         f"(why: {copy}.error.json)"
     )
-    assert "missing required column VendorID" in (out / "index.html").read_text()
+    assert "missing required column tpep_pickup_datetime" in (out / "index.html").read_text()
 
 
 def test_two_inputs_with_one_stem_are_refused(tmp_path: Path) -> None:

@@ -155,7 +155,7 @@ def test_unprocessable_input_is_quarantined(tmp_path: Path, case: str) -> None:
 def test_missing_column_error_names_the_column(tmp_path: Path) -> None:
     # The quarantine reason for a missing column is the column's own name as TLC spells it.
     trip = yellow_trip()
-    del trip["fare_amount"]
+    del trip["tpep_dropoff_datetime"]
     source = write_parquet(tmp_path, "yellow_tripdata_2024-01.parquet", [trip])
     code, _, _ = run("process", source, "--out", tmp_path / "out")
     error = json.loads(
@@ -163,7 +163,7 @@ def test_missing_column_error_names_the_column(tmp_path: Path) -> None:
     )
     assert code == 3
     assert error["code"] == "missing_column"
-    assert error["reason"] == "missing required column fare_amount"
+    assert error["reason"] == "missing required column tpep_dropoff_datetime"
 
 
 def test_header_only_csv_is_an_empty_result_not_an_error(tmp_path: Path) -> None:

@@ -239,3 +239,148 @@ def test_clean_schemas_include_derived_columns() -> None:
         assert {"trip_duration_minutes", "average_speed_mph", "pickup_date", "pickup_hour"} <= set(
             spec.clean_schema.names()
         )
+
+
+OPTIONAL_FOR_A_TRIP = (
+    "VendorID",
+    "RatecodeID",
+    "store_and_fwd_flag",
+    "payment_type",
+    "extra",
+    "mta_tax",
+    "tolls_amount",
+)
+
+
+def test_columns_no_rule_needs_to_identify_a_trip_may_be_absent(
+    process_rows: ProcessRows,
+) -> None:
+    # Issue 14: a file without vendor, rate code, store-and-forward flag, payment type or a
+    # surcharge is processed, those columns null and listed, not quarantined; no rule rejects a
+    # row for a column its file lacks.
+    rows = [
+        {k: v for k, v in yellow_trip(**changes).items() if k not in OPTIONAL_FOR_A_TRIP}
+        for changes in ({}, {"fare_amount": -5.0}, {"PULocationID": 999})
+    ]
+    result = process_rows(rows)
+    assert reasons_of(result) == [None, "negative_amount", "unknown_location"]
+    for name in ("vendor_id", "rate_code_id", "store_and_fwd_flag", "payment_type", "extra"):
+        assert result.clean.get_column(name).to_list() == [None]
+        assert name in result.report["schema"]["missing_optional"]
+
+
+def test_a_pandas_tutorial_frame_processes(tmp_path: Path) -> None:
+    # The shape of the classic pandas taxi-cleaning tutorials: times, coordinates, passengers,
+    # distance and fare, nothing else; any name, given --dataset and --month.
+    frame = pl.DataFrame(
+        {
+            "pickup_datetime": ["2015-03-15 08:00:00", "2015-03-15 09:00:00"],
+            "dropoff_datetime": ["2015-03-15 08:12:00", "2015-03-15 08:59:00"],
+            "pickup_longitude": [-73.9857, -73.9857],
+            "pickup_latitude": [40.7484, 40.7484],
+            "dropoff_longitude": [-73.9680, -73.9680],
+            "dropoff_latitude": [40.7851, 40.7851],
+            "passenger_count": [1, 2],
+            "trip_distance": [2.4, 1.0],
+            "fare_amount": [12.5, 7.0],
+        }
+    )
+    source = tmp_path / "trips.csv"
+    frame.write_csv(source)
+    result = process_file(source, dataset="yellow", month="2015-03")
+    assert reasons_of(result) == [None, "dropoff_not_after_pickup"]
+    assert result.report["schema"]["location_mode"] == "coordinates"
+    assert result.clean.schema == YELLOW.clean_schema
+    assert result.clean.get_column("fare_amount").to_list() == [12.5]
+    assert result.clean.get_column("total_amount").to_list() == [None]
+
+
+YELLOW_2009 = {
+    "vendor_name": "VTS",
+    "Trip_Pickup_DateTime": "2009-01-04 02:52:00",
+    "Trip_Dropoff_DateTime": "2009-01-04 03:02:00",
+    "Passenger_Count": 1,
+    "Trip_Distance": 2.63,
+    "Start_Lon": -73.991957,
+    "Start_Lat": 40.721567,
+    "Rate_Code": None,
+    "store_and_forward": None,
+    "End_Lon": -73.993803,
+    "End_Lat": 40.695922,
+    "Payment_Type": "CASH",
+    "Fare_Amt": 8.9,
+    "surcharge": 0.5,
+    "mta_tax": None,
+    "Tip_Amt": 0.0,
+    "Tolls_Amt": 0.0,
+    "Total_Amt": 9.4,
+}
+YELLOW_2009_TYPES: dict[str, pl.DataType] = {
+    "vendor_name": pl.String(),
+    "Trip_Pickup_DateTime": pl.String(),
+    "Trip_Dropoff_DateTime": pl.String(),
+    "Passenger_Count": pl.Int64(),
+    "Rate_Code": pl.Float64(),
+    "store_and_forward": pl.Float64(),
+    "Payment_Type": pl.String(),
+    "mta_tax": pl.Float64(),
+}
+YELLOW_2010_NAMES = {
+    "vendor_name": "vendor_id",
+    "Trip_Pickup_DateTime": "pickup_datetime",
+    "Trip_Dropoff_DateTime": "dropoff_datetime",
+    "Passenger_Count": "passenger_count",
+    "Trip_Distance": "trip_distance",
+    "Start_Lon": "pickup_longitude",
+    "Start_Lat": "pickup_latitude",
+    "Rate_Code": "rate_code",
+    "store_and_forward": "store_and_fwd_flag",
+    "End_Lon": "dropoff_longitude",
+    "End_Lat": "dropoff_latitude",
+    "Payment_Type": "payment_type",
+    "Fare_Amt": "fare_amount",
+    "Tip_Amt": "tip_amount",
+    "Tolls_Amt": "tolls_amount",
+    "Total_Amt": "total_amount",
+}
+
+
+def test_yellow_2009_files_are_read(process_rows: ProcessRows) -> None:
+    # TLC's oldest vintage: its own column names, text timestamps, vendors and payment types as
+    # text labels (CMT and VTS are codes 1 and 2; DDS has no code and is kept as a reject).
+    rows = [
+        YELLOW_2009,
+        {**YELLOW_2009, "vendor_name": "CMT", "Payment_Type": "Credit", "Tip_Amt": 2.0},
+        {**YELLOW_2009, "vendor_name": "DDS"},
+        {**YELLOW_2009, "Payment_Type": "Dispute", "Fare_Amt": -8.9, "Total_Amt": -9.4},
+    ]
+    result = process_rows(rows, name="yellow_tripdata_2009-01.parquet", **YELLOW_2009_TYPES)
+    assert reasons_of(result) == [None, None, "unparseable_value", None]
+    clean = result.clean
+    assert clean.get_column("vendor_id").to_list() == [2, 1, 2]
+    assert clean.get_column("payment_type").to_list() == [2, 1, 4]
+    assert clean.get_column("extra").to_list() == [0.5, 0.5, 0.5]
+    assert clean.get_column("pickup_longitude").to_list() == [-73.991957] * 3
+    assert clean.get_column("trip_duration_minutes").to_list() == [10.0] * 3
+    assert result.report["schema"]["location_mode"] == "coordinates"
+    assert result.report["schema"]["unexpected"] == []
+
+
+def test_yellow_2010_files_are_read(tmp_path: Path) -> None:
+    # 2010: canonical-looking names, rate_code and surcharge, three-letter payment labels.
+    trips = [
+        {YELLOW_2010_NAMES.get(name, name): value for name, value in trip.items()}
+        for trip in (
+            {**YELLOW_2009, "vendor_name": "CMT", "Payment_Type": "CAS"},
+            {**YELLOW_2009, "Payment_Type": "CRD", "Rate_Code": 1},
+            {**YELLOW_2009, "Payment_Type": "NOC"},
+        )
+    ]
+    header = ",".join(trips[0])
+    lines = [",".join("" if v is None else str(v) for v in trip.values()) for trip in trips]
+    result = process_file(write_csv(tmp_path, "yellow_tripdata_2009-01.csv", [header, *lines]))
+    assert reasons_of(result) == [None, None, None]
+    assert result.clean.get_column("vendor_id").to_list() == [1, 2, 2]
+    assert result.clean.get_column("payment_type").to_list() == [2, 1, 3]
+    assert result.clean.get_column("rate_code_id").to_list() == [None, 1, None]
+    assert result.report["schema"]["unexpected"] == []
