@@ -45,7 +45,7 @@ class UnprocessableInput(DataplatformError):
         """One line for people, naming the cause (for a missing column, the column)."""
 
     @classmethod
-    def internal(cls, error: Exception) -> UnprocessableInput:
+    def internal(cls, error: BaseException) -> UnprocessableInput:
         """An unforeseen failure while reading, normalising or validating a file's content. It
         is as deterministic as the content (a retry fails the same way), so the file is
         quarantined like any other unprocessable input, with the error's type and first line."""

@@ -90,10 +90,28 @@ def reject_samples(rejects: pl.DataFrame) -> list[dict[str, Any]]:
         .head(REJECT_SAMPLES_PER_REASON)
         .sort("source_row")
     )
-    return [
-        {key: None if value is None else str(value) for key, value in row.items()}
-        for row in sample.iter_rows(named=True)
-    ]
+    # As text in Polars: a Python datetime cannot hold a corrupt file's year 11159, nor
+    # Python's str() every type a file may carry.
+    return sample.select(_as_text(name, dtype) for name, dtype in sample.schema.items()).to_dicts()
+
+
+_FORMATTABLE_DAYS = 200_000 * 365
+"""Polars formats dates and times only within about ±262,000 years of 1970 (and panics beyond);
+a corrupt file's raw timestamps can lie anywhere."""
+_PER_DAY = {"ms": 86_400_000, "us": 86_400_000_000}
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    value = pl.col(name)
+    if dtype.is_nested() or dtype == pl.Binary:
+        return value.map_elements(str, return_dtype=pl.String)
+    if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_unit in _PER_DAY):
+        per_day = 1 if dtype == pl.Date else _PER_DAY[str(getattr(dtype, "time_unit", ""))]
+        number = value.cast(pl.Int64)
+        limit = _FORMATTABLE_DAYS * per_day
+        formattable = pl.when(number.abs() <= limit).then(value).cast(pl.String)
+        return pl.coalesce(formattable, number.cast(pl.String)).alias(name)
+    return value.cast(pl.String)
 
 
 def process_file(
@@ -119,7 +137,8 @@ def process_file(
         )
     except (DataplatformError, MemoryError):
         raise
-    except Exception as error:
+    # Polars reports a bug it caught as a PanicException, which is not an Exception.
+    except (Exception, pl.exceptions.PanicException) as error:
         raise UnprocessableInput.internal(error) from error
 
 

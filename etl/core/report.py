@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -33,8 +33,10 @@ def build_report(
     summary = validated.select(
         pl.len().alias("rows_in"),
         pl.col(columns).null_count().name.prefix("nulls:"),
-        pickup.min().alias("all_min"),
-        pickup.max().alias("all_max"),
+        # As microseconds: a corrupt timestamp may lie beyond year 9999, which Python's
+        # datetime cannot hold.
+        pickup.min().cast(pl.Int64).alias("all_min"),
+        pickup.max().cast(pl.Int64).alias("all_max"),
     ).row(0, named=True)
     # Clean rows per day, with each day's first and last pickup: the clean pickup range comes
     # from these few rows instead of a filtered copy of the whole pickup column.
@@ -108,10 +110,29 @@ def etl_version() -> str:
 
 
 def _range(low: object, high: object) -> dict[str, str | None]:
-    return {
-        "min": low.isoformat() if isinstance(low, datetime) else None,
-        "max": high.isoformat() if isinstance(high, datetime) else None,
-    }
+    return {"min": _iso(low), "max": _iso(high)}
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if not isinstance(value, int):
+        return None
+    try:
+        return (_EPOCH + timedelta(microseconds=value)).isoformat()
+    except OverflowError:  # beyond Python's years 1-9999: Polars formats it, up to its own
+        if abs(value) > _FORMATTABLE_MICROSECONDS:  # limit (it panics beyond)
+            return f"{value} microseconds from 1970-01-01"
+        text: str = pl.select(
+            pl.lit(value).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%S%.f")
+        ).item()
+        return text
+
+
+_FORMATTABLE_MICROSECONDS = 200_000 * 365 * 86_400_000_000
 
 
 def _location_mode(plan: SchemaPlan) -> str:

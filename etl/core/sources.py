@@ -100,7 +100,8 @@ def _as_utf8(text: bytes) -> io.BytesIO:
 def _read_parquet(path: Path) -> RawInput:
     try:
         frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as error:
+    # A corrupt page can make Polars' decoder panic (a BaseException) rather than raise.
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as error:
         raise UnprocessableInput(
             "unreadable",
             f"not a readable Parquet file (truncated or corrupt): {first_line(error)}",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
+import polars as pl
 import pytest
 
 from etl.core.errors import UsageError
+from etl.core.pipeline import process_file
 from etl.core.settings import EtlSettings
 from tests.tlc import yellow_trip
 from tests.unit.conftest import ProcessRows
@@ -87,3 +90,34 @@ def test_settings_out_of_range_are_refused(field: str, make: Callable[[], EtlSet
     # A bad threshold stops before any data is touched, naming the setting.
     with pytest.raises(UsageError, match=field):
         make()
+
+
+def test_a_pickup_beyond_year_9999_is_reported_not_a_crash(tmp_path: Path) -> None:
+    # Found by the mutation property test: a flipped byte put a pickup in year 11157, and the
+    # report's pickup range failed converting it to a Python datetime.
+    year_11159 = pl.lit(290_000_000_000_000_000).cast(pl.Datetime("us"))
+    frame = pl.DataFrame([yellow_trip(), yellow_trip()]).with_row_index("i")
+    path = tmp_path / "yellow_tripdata_2024-01.parquet"
+    frame.with_columns(
+        tpep_pickup_datetime=pl.when(pl.col("i") == 1)
+        .then(year_11159)
+        .otherwise(pl.col("tpep_pickup_datetime"))
+    ).drop("i").write_parquet(path)
+    report = process_file(path).report
+    assert report["pickup_range"]["all_rows"]["max"] == "+11159-09-26T11:33:20"
+    assert report["pickup_range"]["all_rows"]["min"] == "2024-01-15T08:00:00"
+    assert report["pickup_range"]["clean_rows"]["max"] == "2024-01-15T08:00:00"
+    assert report["reasons"] == {"dropoff_not_after_pickup": 1}
+
+
+def test_reject_samples_show_timestamps_polars_cannot_format(tmp_path: Path) -> None:
+    # Found by the mutation property test: a raw millisecond timestamp far beyond year 262,000
+    # made the reject samples' text conversion panic. It is shown as its number instead.
+    frame = pl.DataFrame([yellow_trip(VendorID=9)]).with_columns(
+        seen_at=pl.lit(10**18).cast(pl.Datetime("ms")), day=pl.lit(10**9).cast(pl.Date)
+    )
+    path = tmp_path / "yellow_tripdata_2024-01.parquet"
+    frame.write_parquet(path)
+    (sample,) = process_file(path).report["reject_samples"]
+    assert (sample["seen_at"], sample["day"]) == (str(10**18), str(10**9))
+    assert sample["reject_reason"] == "invalid_vendor"
