@@ -232,7 +232,7 @@ class Runtime:
             clock = time.perf_counter()
             partitions = ensure_partitions(conn, pickup_months(result.clean_plan))
             timings["partitions"] = _ms_since(clock)
-            keys = output_keys(result.spec.name, result.month, result.stem)
+            keys = output_keys(result.spec.name, result.month, obj.key)
             report = {
                 **result.report,
                 "timings_ms": dict(timings),

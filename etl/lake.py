@@ -3,12 +3,16 @@ nothing half-done visible.
 
 Layout (one bucket, zone prefixes):
 
-    raw/<dataset>/<file>                                   input
+    raw/<any prefix>/<file>                                input
     processed/<dataset>/year=YYYY/month=MM/<stem>.parquet  clean rows
     rejects/<dataset>/year=YYYY/month=MM/<stem>.parquet    every input column + reject_reason
     reports/<dataset>/year=YYYY/month=MM/<stem>.html       quality report for people
     reports/<dataset>/year=YYYY/month=MM/<stem>.json       quality report: the completion marker
     quarantine/<raw key> + quarantine/<raw key>.error.json unprocessable input, byte for byte
+
+`<stem>` is the raw file's name without suffixes and 12 hex digits of the SHA-256 of its whole
+key under raw/ (`lake_stem`): the same key always writes the same outputs (a redelivery or a
+new version replaces them), and two objects never share them, whatever their names.
 
 Outputs of a stem are complete if and only if its JSON report exists: `write_outputs` deletes the
 old report first, writes the Parquet files and the HTML page, and writes the JSON report last. If
@@ -18,6 +22,7 @@ readers see neither a partial set nor a stale report; the retry writes them agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -27,9 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from etl.contract import PROCESSED_PREFIX, QUARANTINE_PREFIX, REJECTS_PREFIX, REPORTS_PREFIX
+from etl.contract import (
+    PROCESSED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    REJECTS_PREFIX,
+    REPORTS_PREFIX,
+)
 from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput
-from etl.core.naming import Month
+from etl.core.naming import Month, output_stem
 from etl.core.pipeline import ProcessResult
 from etl.core.report_html import render_html
 from etl.events import SourceObject
@@ -56,8 +67,24 @@ class OutputKeys:
         return (self.processed, self.rejects, self.report_html, self.report)
 
 
-def output_keys(dataset: str, month: Month, stem: str) -> OutputKeys:
-    """Where the outputs of `stem` (e.g. `yellow_tripdata_2024-01`) go."""
+STEM_DIGEST_DIGITS = 12
+"""Hex digits of the key's SHA-256 in an output name: 48 bits, and only two objects with the same
+file name in the same dataset and month could ever collide."""
+
+
+def lake_stem(source_key: str) -> str:
+    """The base name of raw object `source_key`'s outputs, derived from its whole key under raw/
+    (`raw/yellow/corrected/yellow_tripdata_2024-09.parquet` ->
+    `yellow_tripdata_2024-09-<12 hex digits>`)."""
+    under_raw = source_key.removeprefix(RAW_PREFIX)
+    digest = hashlib.sha256(under_raw.encode()).hexdigest()[:STEM_DIGEST_DIGITS]
+    return f"{output_stem(under_raw)}-{digest}"
+
+
+def output_keys(dataset: str, month: Month, source_key: str) -> OutputKeys:
+    """Where the outputs of raw object `source_key` go: its dataset's Hive partition of the
+    month (`year=YYYY/month=MM`, as Glue and Athena read it), named by `lake_stem`."""
+    stem = lake_stem(source_key)
     partition = f"{dataset}/year={month.year:04d}/month={month.month:02d}/{stem}"
     return OutputKeys(
         processed=f"{PROCESSED_PREFIX}{partition}.parquet",

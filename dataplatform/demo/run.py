@@ -35,7 +35,7 @@ from dataplatform.demo.synthetic import yellow_month
 from etl import handler as processor
 from etl.contract import DB_SECRET_ARN_ENV, RAW_PREFIX
 from etl.core.errors import DataplatformError
-from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
+from etl.core.naming import Month, resolve_dataset, resolve_month
 from etl.database import DbCredentials
 from etl.events import sqs_record
 from etl.lake import output_keys
@@ -366,9 +366,7 @@ def _summaries(
 def _report(s3: S3Client, bucket: str, key: str, out: Path) -> tuple[dict[str, int], Path]:
     """The object's reasons from its JSON report in S3, and its HTML report saved to `out`."""
     name = key.rsplit("/", 1)[-1]
-    outputs = output_keys(
-        resolve_dataset(name, None).name, resolve_month(name, None), output_stem(name)
-    )
+    outputs = output_keys(resolve_dataset(name, None).name, resolve_month(name, None), key)
     document = json.loads(s3.get_object(Bucket=bucket, Key=outputs.report)["Body"].read())
     page = out / Path(outputs.report_html).name
     page.write_bytes(s3.get_object(Bucket=bucket, Key=outputs.report_html)["Body"].read())

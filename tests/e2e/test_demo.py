@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from dataplatform.cli import app
 from dataplatform.demo.embedded import EmbeddedPostgres
 from dataplatform.demo.run import DemoOptions, DemoResult, run_demo
+from etl.lake import lake_stem
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +54,11 @@ def test_lake_holds_every_output_and_the_quarantined_copy(demo_run: tuple[DemoRe
     # S3 after the run: raw inputs, processed/rejects/reports per loaded file, quarantine pair.
     result, _ = demo_run
     keys = set(result.lake_keys)
-    for stem, month in (
-        ("yellow_tripdata_2024-01", "year=2024/month=01"),
-        ("yellow_tripdata_2020-07_sample_rides", "year=2020/month=07"),
+    for name, month in (
+        ("yellow_tripdata_2024-01.parquet", "year=2024/month=01"),
+        ("yellow_tripdata_2020-07_sample_rides.csv", "year=2020/month=07"),
     ):
+        stem = lake_stem(f"raw/yellow/{name}")
         for prefix, suffix in (
             ("processed", "parquet"),
             ("rejects", "parquet"),

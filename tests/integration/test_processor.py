@@ -16,14 +16,16 @@ import psycopg
 import pytest
 
 from etl import handler as handler_module
+from etl.core.naming import Month
 from etl.core.pipeline import process_file
 from etl.core.specs import YELLOW
 from etl.handler import Runtime, handler
+from etl.lake import lake_stem, output_keys
 from tests.integration.conftest import SAMPLE_CSV, Platform, parquet_bytes, s3_event, yellow_rows
 from tests.tlc import green_trip
 
 SAMPLE_KEY = "raw/yellow/yellow_tripdata_2020-07.csv"
-SAMPLE_STEM = "yellow/year=2020/month=07/yellow_tripdata_2020-07"
+SAMPLE_STEM = f"yellow/year=2020/month=07/{lake_stem(SAMPLE_KEY)}"
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:
@@ -126,6 +128,34 @@ def test_yellow_and_green_share_the_trips_table(platform: Platform) -> None:
     assert counts == [("green", 3, 3, 0), ("yellow", 4, 0, 4)]
 
 
+def test_same_named_objects_under_different_prefixes_keep_separate_outputs(
+    platform: Platform,
+) -> None:
+    # Issue 14, case 7: the corrected file's processed/, rejects/ and report replaced the first
+    # one's (the rows were right, the lake was not). Each now has its own, read back intact.
+    first = platform.put_raw(
+        "yellow_tripdata_2024-09.parquet",
+        parquet_bytes(yellow_rows(3, start=datetime(2024, 9, 1, 8))),
+    )
+    corrected = platform.put_raw(
+        "corrected/yellow_tripdata_2024-09.parquet",
+        parquet_bytes(yellow_rows(5, start=datetime(2024, 9, 2, 8))),
+    )
+    event = platform.receive_event()
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert handler(event, None) == {"batchItemFailures": []}  # a redelivery: same keys again
+
+    month = Month(2024, 9)
+    for key, rows in ((first, 3), (corrected, 5)):
+        keys = output_keys("yellow", month, key)
+        processed = pl.read_parquet(io.BytesIO(platform.read(keys.processed)))
+        report = json.loads(platform.read(keys.report))
+        assert (processed.height, report["source_object"]["key"]) == (rows, key)
+        assert trips_for(platform, key) == rows
+    assert len(platform.keys("processed/")) == 2
+    assert len(platform.keys("reports/")) == 4
+
+
 def test_same_object_delivered_twice_leaves_one_copy(platform: Platform) -> None:
     # SQS delivers at least once: the second delivery of the same version adds nothing (it is
     # acknowledged as already loaded, so the object was processed to completion once).
@@ -225,9 +255,7 @@ def test_an_older_event_arriving_late_does_not_overwrite_a_newer_version(
     assert platform.query(
         "SELECT version_id, sequencer, load_count FROM taxi.loads WHERE source_key = %s", [key]
     ) == [(new, "00000000000000A2", 1)]
-    report = json.loads(
-        platform.read("reports/yellow/year=2024/month=01/yellow_tripdata_2024-01.json")
-    )
+    report = json.loads(platform.read(output_keys("yellow", Month(2024, 1), key).report))
     assert report["source_object"]["version_id"] == new
 
 
