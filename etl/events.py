@@ -52,6 +52,12 @@ class Message:
     """The SQS message id, None for plain S3 events."""
     body: Mapping[str, Any]
     """The S3 notification (parsed from the SQS body, or the S3 record itself wrapped in one)."""
+    receipt_handle: str | None = None
+    """SQS only: what changes the message's visibility (its retry back-off)."""
+    receive_count: int = 1
+    """SQS only: how many times the message has been received, this time included."""
+    queue_arn: str | None = None
+    """SQS only: the queue it came from."""
 
     def objects(self) -> list[SourceObject]:
         """The objects the notification names; empty for `s3:TestEvent`. Raises `MalformedEvent`
@@ -96,12 +102,29 @@ def messages(event: Mapping[str, Any]) -> list[Message]:
     for record in records:
         source = record.get("eventSource") if isinstance(record, Mapping) else None
         if source == "aws:sqs":
-            result.append(Message(str(record["messageId"]), _sqs_body(record)))
+            result.append(
+                Message(
+                    str(record["messageId"]),
+                    _sqs_body(record),
+                    receipt_handle=record.get("receiptHandle"),
+                    receive_count=_receive_count(record),
+                    queue_arn=record.get("eventSourceARN"),
+                )
+            )
         elif source == "aws:s3":
             result.append(Message(None, {"Records": [record]}))
         else:
             raise MalformedEvent(f"unsupported event source {source!r}: expected aws:sqs or aws:s3")
     return result
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    attributes = record.get("attributes")
+    count = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return max(int(count), 1) if count is not None else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def _sqs_body(record: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -6,8 +6,10 @@ transaction: lock the key, skip if a newer event was already loaded, write proce
 and reports/ (report last), replace the key's rows with COPY, upsert its `taxi.loads` row →
 commit → acknowledge. An unprocessable object is copied to quarantine/ with an `.error.json`, and
 acknowledged. Anything else that fails (database down or refusing the password twice, S3 errors
-after botocore's own retries) fails its SQS message alone (`batchItemFailures`): SQS redelivers it
-and, after the queue's maxReceiveCount, moves it to the DLQ.
+after botocore's own retries) fails its SQS message alone (`batchItemFailures`), with its retry
+delayed by a doubling back-off (`etl.retry`): SQS redelivers it and, after the queue's
+maxReceiveCount, moves it to the DLQ. Failures while reading, normalising or validating a file's
+content never land there: `process_file` turns them into `UnprocessableInput` (quarantine).
 
 Configuration comes from the environment: `DB_SECRET_ARN` (the Secrets Manager secret holding the
 connection), `LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), and the standard
@@ -52,9 +54,11 @@ from etl.loader import (
     superseded_by,
 )
 from etl.migrate import migrate
+from etl.retry import delay_retries
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 # botocore retries throttling and 5xx itself (standard mode, exponential backoff with jitter);
 # what still fails after that is a transient failure of the message.
@@ -88,7 +92,12 @@ class Runtime:
     connection (with its cached secret) and the ETL settings."""
 
     def __init__(
-        self, *, s3: S3Client, database: Database, settings: EtlSettings | None = None
+        self,
+        *,
+        s3: S3Client,
+        database: Database,
+        settings: EtlSettings | None = None,
+        sqs: SQSClient | None = None,
     ) -> None:
         self.s3 = s3
         self.lake = Lake(s3)
@@ -97,6 +106,8 @@ class Runtime:
         self.processing_version = processing_version(self.settings)
         """What decides an object's outcome here (code and thresholds): a version of an object
         already processed with it is not processed again."""
+        self.sqs = sqs
+        """Delays the retry of failed SQS messages (`etl.retry`); None: no back-off."""
 
     @classmethod
     def from_environment(cls, settings: EtlSettings | None = None) -> Runtime:
@@ -118,8 +129,9 @@ class Runtime:
         session = boto3.session.Session()
         s3 = session.client("s3", config=_AWS_CONFIG)
         secrets = session.client("secretsmanager", config=_AWS_CONFIG)
+        sqs = session.client("sqs", config=_AWS_CONFIG)
         credentials = SecretsManagerCredentials(secrets, secret_id)
-        return cls(s3=s3, database=Database(credentials), settings=settings)
+        return cls(s3=s3, database=Database(credentials), settings=settings, sqs=sqs)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -135,14 +147,17 @@ class Runtime:
             fields["duration_ms"] = _ms_since(started)
             _log.info("migrations applied", extra={"fields": fields})
             return {"action": "migrate", **result.as_dict()}
-        failures: list[dict[str, str]] = []
+        failed: list[Message] = []
         failed_plain = 0
         for message in messages(event):
             if not self._handle_message(message, request_id):
                 if message.message_id is None:
                     failed_plain += 1
                 else:
-                    failures.append({"itemIdentifier": message.message_id})
+                    failed.append(message)
+        if failed and self.sqs is not None:
+            delay_retries(self.sqs, failed)
+        failures = [{"itemIdentifier": str(message.message_id)} for message in failed]
         if failed_plain:
             raise RecordsFailed(f"{failed_plain} S3 event record(s) failed; see the logs")
         return {"batchItemFailures": failures}

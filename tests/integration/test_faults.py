@@ -284,3 +284,37 @@ def test_unknown_event_fails_the_invocation(platform: Platform, event: dict[str,
     # Not SQS, not S3, not migrate: a wiring mistake, reported loudly.
     with pytest.raises(DataplatformError, match="unsupported event"):
         handler(event, None)
+
+
+def test_a_failed_message_is_hidden_for_its_back_off(
+    platform: Platform, pg: EmbeddedPostgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 14: transient faults must not burn a message's receives within a minute. The
+    # received messages are made visible again at once (visibility 0); the handler sets the
+    # failed one's to the back-off of its first receive, 60 s, so it stays hidden.
+    secret = {**pg.secret(platform.name), "port": free_port()}
+    platform.secrets.put_secret_value(SecretId=platform.secret_arn, SecretString=json.dumps(secret))
+    platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(3)))
+    event = platform.receive_event()
+    platform.sqs.change_message_visibility_batch(
+        QueueUrl=platform.queue_url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": record["receiptHandle"], "VisibilityTimeout": 0}
+            for i, record in enumerate(event["Records"])
+        ],
+    )
+    failed = object_message_ids(event)
+
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+    # Only the acknowledged test event is back (nothing deleted it: no Lambda poller here).
+    visible = platform.sqs.receive_message(QueueUrl=platform.queue_url, MaxNumberOfMessages=10)
+    visible_ids = [message["MessageId"] for message in visible.get("Messages", [])]
+    assert len(visible_ids) == 1
+    assert failed[0] not in visible_ids
+    delayed = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"retry_delayed"' in line
+    ]
+    assert [(line["message_id"], line["delay_s"]) for line in delayed] == [(failed[0], 60)]
