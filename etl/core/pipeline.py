@@ -95,6 +95,11 @@ def reject_samples(rejects: pl.DataFrame) -> list[dict[str, Any]]:
     return sample.select(_as_text(name, dtype) for name, dtype in sample.schema.items()).to_dicts()
 
 
+def _python_text(values: pl.Series) -> pl.Series:
+    texts = [None if item is None else str(item) for item in values.to_list()]
+    return pl.Series(values.name, texts, dtype=pl.String)
+
+
 _FORMATTABLE_DAYS = 200_000 * 365
 """Polars formats dates and times only within about ±262,000 years of 1970 (and panics beyond);
 a corrupt file's raw timestamps can lie anywhere."""
@@ -103,8 +108,8 @@ _PER_DAY = {"ms": 86_400_000, "us": 86_400_000_000}
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     value = pl.col(name)
-    if dtype.is_nested() or dtype == pl.Binary:
-        return value.map_elements(str, return_dtype=pl.String)
+    if dtype.is_nested() or dtype == pl.Binary:  # no cast to text: Python's str, a few rows
+        return value.map_batches(_python_text, return_dtype=pl.String)
     if dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_unit in _PER_DAY):
         per_day = 1 if dtype == pl.Date else _PER_DAY[str(getattr(dtype, "time_unit", ""))]
         number = value.cast(pl.Int64)
