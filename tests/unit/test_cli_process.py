@@ -268,3 +268,56 @@ def test_an_internal_error_quarantines_in_one_line(
     assert "internal error while processing the file (KeyError: 'unforeseen')" in stderr
     error = json.loads((out / "quarantine" / f"{YELLOW_2020_07.name}.error.json").read_text())
     assert error["code"] == "internal_error"
+
+
+def _issue_14_inputs(directory: Path) -> dict[str, tuple[Path, int]]:
+    """The issue's crashing inputs, each as a file, with the exit status `process` gives it."""
+    sample = YELLOW_2020_07.read_bytes()
+    lines = YELLOW_2020_07.read_text().splitlines()
+    bare_cr = [lines[0], lines[1].replace(",N,", ',"N\r",'), *lines[2:]]
+    frame = pl.DataFrame([yellow_trip(), yellow_trip(VendorID=9)])
+    fare_text = pl.col("fare_amount").cast(pl.String)
+    cases: dict[str, tuple[bytes | pl.DataFrame, int]] = {
+        "cr": (sample.replace(b"\n", b"\r"), 0),
+        "bare-cr": ("\n".join(bare_cr).encode(), 0),
+        "own-names": (frame.with_columns(source_row=pl.lit(1), raw_line=pl.lit("x")), 0),
+        "categorical": (frame.with_columns(fare_text.cast(pl.Categorical)), 0),
+        "binary": (frame.with_columns(fare_text.cast(pl.Binary)), 0),
+        "struct": (frame.with_columns(fare_amount=pl.struct("fare_amount")), 3),
+    }
+    directory.mkdir(parents=True)
+    files = {}
+    for case, (content, code) in cases.items():
+        if isinstance(content, bytes):
+            path = directory / f"yellow_tripdata_2020-07_{case}.csv"
+            path.write_bytes(content)
+        else:
+            path = directory / f"yellow_tripdata_2024-01_{case}.parquet"
+            content.write_parquet(path)
+        files[case] = (path, code)
+    return files
+
+
+def test_the_issues_inputs_exit_0_or_3_in_one_line_each(tmp_path: Path) -> None:
+    # Issue 14, cases 1-5 through the command: processed (0) or quarantined (3), never a
+    # traceback; the struct one is the only quarantine.
+    for case, (path, expected) in _issue_14_inputs(tmp_path / "in").items():
+        code, stdout, stderr = run("process", path, "--out", tmp_path / "out" / case)
+        assert code == expected, (case, stdout, stderr)
+        assert "Traceback" not in stdout + stderr, case
+        assert len(stderr.strip().splitlines()) == (1 if expected == 3 else 0), (case, stderr)
+
+
+def test_the_issues_inputs_through_the_console_script(tmp_path: Path) -> None:
+    # The same, once as a real process: all six in one run, one line for the quarantined file.
+    script = Path(sys.executable).parent / "dataplatform"
+    files = _issue_14_inputs(tmp_path / "in")
+    done = subprocess.run(
+        [script, "process", *(path for path, _ in files.values()), "--out", tmp_path / "out"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "unsupported_type" in done.stderr or "is stored as" in done.stderr
