@@ -141,6 +141,12 @@ COORDINATE_COLUMNS = (
 )
 
 
+# Column names of the 2009 yellow files (vendor_name, Trip_Pickup_DateTime, Trip_Dropoff_DateTime,
+# Passenger_Count, Trip_Distance, Start_Lon, Start_Lat, Rate_Code, store_and_forward, End_Lon,
+# End_Lat, Payment_Type, Fare_Amt, surcharge, mta_tax, Tip_Amt, Tolls_Amt, Total_Amt) and of 2010
+# (vendor_id, pickup_datetime, ..., rate_code, surcharge, ...) as public table definitions over
+# TLC's yellow_tripdata_2009/2010 files list them (read through code search; the files
+# themselves could not be fetched here).
 # The yellow files of 2009 and 2010 name vendors and payment types in text: 2009 (columns
 # vendor_name, Payment_Type) "CMT", "VTS", "DDS" and "CASH", "Credit", "No Charge", "Dispute";
 # 2010 (vendor_id, payment_type) the same vendors and "CAS", "CRD", "NOC", "DIS", "UNK". CMT and
