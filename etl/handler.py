@@ -46,6 +46,7 @@ from etl.loader import (
     already_processed,
     already_quarantined,
     ensure_partitions,
+    load_summaries,
     lock_object,
     pickup_months,
     processing_version,
@@ -295,6 +296,7 @@ class Runtime:
                         rows_rejected=rows_rejected,
                     ),
                 )
+        timings["index"] = self._refresh_index(obj.bucket)
         return Outcome(
             "loaded",
             {
@@ -346,10 +348,26 @@ class Runtime:
                     error=error.reason,
                 ),
             )
+        if written:
+            timings["index"] = self._refresh_index(obj.bucket)
         return Outcome(
             "quarantined" if written else "already_quarantined",
             {"code": error.code, "reason": error.reason, "timings_ms": timings},
         )
+
+    def _refresh_index(self, bucket: str) -> float:
+        """Rewrite the lake's reports index from taxi.loads, after a commit; return the time it
+        took in ms. Best effort: the object is already loaded, and the next load writes the
+        index again, so a failure here is logged, not retried."""
+        clock = time.perf_counter()
+        try:
+            self.lake.write_index(bucket, load_summaries(self.database.connection(), bucket))
+        except Exception as error:  # the load is committed: nothing to retry it for
+            _log.warning(
+                "could not rewrite the reports index",
+                extra={"fields": {"event": "index_failed", "error": first_line(error)}},
+            )
+        return _ms_since(clock)
 
     def _load_record(
         self,

@@ -8,6 +8,7 @@ Layout (one bucket, zone prefixes):
     rejects/<dataset>/year=YYYY/month=MM/<stem>.parquet    every input column + reject_reason
     reports/<dataset>/year=YYYY/month=MM/<stem>.html       quality report for people
     reports/<dataset>/year=YYYY/month=MM/<stem>.json       quality report: the completion marker
+    reports/index.html                                     every object's report or quarantine
     quarantine/<raw key> + quarantine/<raw key>.error.json unprocessable input, byte for byte
 
 `<stem>` is the raw file's name without suffixes and 12 hex digits of the SHA-256 of its whole
@@ -42,8 +43,9 @@ from etl.contract import (
 from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput
 from etl.core.naming import Month, output_stem
 from etl.core.pipeline import ProcessResult
-from etl.core.report_html import render_html
+from etl.core.report_html import IndexEntry, render_html, render_index
 from etl.events import SourceObject
+from etl.loader import LoadSummary
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -92,6 +94,41 @@ def output_keys(dataset: str, month: Month, source_key: str) -> OutputKeys:
         report_html=f"{REPORTS_PREFIX}{partition}.html",
         report=f"{REPORTS_PREFIX}{partition}.json",
     )
+
+
+INDEX_KEY = f"{REPORTS_PREFIX}index.html"
+"""The page linking every object's report (or why it was quarantined), with its counts."""
+
+
+def index_entries(summaries: list[LoadSummary]) -> list[IndexEntry]:
+    """The index's rows: each loaded object links its HTML report, each quarantined one its
+    error document, relative to `reports/`."""
+    entries = []
+    for summary in summaries:
+        if summary.status == "quarantined":
+            _, error_key = quarantine_keys(summary.source_key)
+            entries.append(
+                IndexEntry(
+                    name=summary.source_key,
+                    href=f"../{error_key}",
+                    quarantined=summary.error or "quarantined",
+                )
+            )
+        elif summary.dataset is not None and summary.month is not None:
+            month = Month(summary.month.year, summary.month.month)
+            keys = output_keys(summary.dataset, month, summary.source_key)
+            entries.append(
+                IndexEntry(
+                    name=summary.source_key,
+                    href=keys.report_html.removeprefix(REPORTS_PREFIX),
+                    dataset=summary.dataset,
+                    month=str(month),
+                    rows_in=summary.rows_in or 0,
+                    rows_clean=summary.rows_clean or 0,
+                    rows_rejected=summary.rows_rejected or 0,
+                )
+            )
+    return entries
 
 
 def quarantine_keys(key: str) -> tuple[str, str]:
@@ -205,6 +242,15 @@ class Lake:
             Key=error_key,
             Body=(json.dumps(details, indent=2) + "\n").encode(),
             ContentType="application/json",
+        )
+
+    def write_index(self, bucket: str, summaries: list[LoadSummary]) -> None:
+        """Rewrite `reports/index.html` from the objects' outcomes."""
+        self.s3.put_object(
+            Bucket=bucket,
+            Key=INDEX_KEY,
+            Body=render_index(index_entries(summaries)).encode(),
+            ContentType="text/html; charset=utf-8",
         )
 
     def _remove(self, bucket: str, keys: tuple[str, ...]) -> None:

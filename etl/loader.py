@@ -242,6 +242,30 @@ def already_processed(conn: psycopg.Connection[Any], obj: SourceObject, version:
     return str(status) if same else None
 
 
+@dataclass(frozen=True)
+class LoadSummary:
+    """One object's latest outcome, as the lake's reports index lists it."""
+
+    source_key: str
+    status: str
+    dataset: str | None
+    month: date | None
+    rows_in: int | None
+    rows_clean: int | None
+    rows_rejected: int | None
+    error: str | None
+
+
+def load_summaries(conn: psycopg.Connection[Any], bucket: str) -> list[LoadSummary]:
+    """The latest outcome of every object of `bucket`, by key."""
+    rows = conn.execute(
+        "SELECT source_key, status, dataset, month, rows_in, rows_clean, rows_rejected, error"
+        " FROM taxi.loads WHERE bucket = %s ORDER BY source_key",
+        [bucket],
+    ).fetchall()
+    return [LoadSummary(*row) for row in rows]
+
+
 def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
     """Insert or replace the object's taxi.loads row (counting completed loads)."""
     duration_ms = round((record.finished_at - record.started_at).total_seconds() * 1000, 1)
