@@ -83,14 +83,9 @@ def test_the_check_fails_for_a_type_without_rows(runs: Callable[[str], ProgramRu
     assert used - covered == {"aws:sqs/queue:Queue"}
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_deploy_role_may_make_every_call_of_its_stack(
-    runs: Callable[[str], ProgramRun], stack: str
-) -> None:
-    # Rule: the first `pulumi up` through CI's role meets no AccessDenied, including the calls
-    # right after a key is created, before its tags count (they must not depend on them).
-    run = runs(stack)
-    policy = bootstrap.deploy_policy(
+def stack_deploy_policy(stack: str) -> str:
+    """The bootstrap's deploy-role policy for `stack`, in the test account and state bucket."""
+    return bootstrap.deploy_policy(
         account=ACCOUNT_ID,
         region=region(stack),
         project=PROJECT,
@@ -99,6 +94,16 @@ def test_the_deploy_role_may_make_every_call_of_its_stack(
         state_key_arn=STATE_KEY,
         secrets_key_arn=SECRETS_KEY,
     )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deploy_role_may_make_every_call_of_its_stack(
+    runs: Callable[[str], ProgramRun], stack: str
+) -> None:
+    # Rule: the first `pulumi up` through CI's role meets no AccessDenied, including the calls
+    # right after a key is created, before its tags count (they must not depend on them).
+    run = runs(stack)
+    policy = stack_deploy_policy(stack)
     keys = key_policies(run, ACCOUNT_ID)
     found = deploy_role_needs(run)
     assert len(found) > 300, len(found)
@@ -113,15 +118,7 @@ def test_the_deploy_role_of_one_stack_may_not_touch_the_other(
     # Rule: the table's requests are specific enough to tell the stacks apart.
     other = next(s for s in STACKS if s != stack)
     run = runs(other)
-    policy = bootstrap.deploy_policy(
-        account=ACCOUNT_ID,
-        region=region(stack),
-        project=PROJECT,
-        stack=stack,
-        bucket_arn=STATE_BUCKET,
-        state_key_arn=STATE_KEY,
-        secrets_key_arn=SECRETS_KEY,
-    )
+    policy = stack_deploy_policy(stack)
     keys = key_policies(run, ACCOUNT_ID)
     principal = f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, stack)}"
     found = list(needs(run, TABLE, principal=principal, region=region(other), account=ACCOUNT_ID))
