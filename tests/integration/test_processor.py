@@ -20,7 +20,7 @@ from etl.core.naming import Month
 from etl.core.pipeline import process_file
 from etl.core.specs import YELLOW
 from etl.handler import Runtime, handler
-from etl.lake import lake_stem, output_keys
+from etl.lake import INDEX_KEY, lake_stem, output_keys
 from tests.integration.conftest import SAMPLE_CSV, Platform, parquet_bytes, s3_event, yellow_rows
 from tests.tlc import green_trip
 
@@ -55,6 +55,7 @@ def test_sample_file_flows_from_s3_through_sqs_to_postgres(
     assert platform.keys("processed/") == [f"processed/{SAMPLE_STEM}.parquet"]
     assert platform.keys("rejects/") == [f"rejects/{SAMPLE_STEM}.parquet"]
     assert platform.keys("reports/") == [
+        INDEX_KEY,
         f"reports/{SAMPLE_STEM}.html",
         f"reports/{SAMPLE_STEM}.json",
     ]
@@ -153,7 +154,7 @@ def test_same_named_objects_under_different_prefixes_keep_separate_outputs(
         assert (processed.height, report["source_object"]["key"]) == (rows, key)
         assert trips_for(platform, key) == rows
     assert len(platform.keys("processed/")) == 2
-    assert len(platform.keys("reports/")) == 4
+    assert len(platform.keys("reports/")) == 5  # each object's page and JSON, and the index
 
 
 def test_same_object_delivered_twice_leaves_one_copy(platform: Platform) -> None:
