@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 QUARANTINE_ERROR_SUFFIX = ".error.json"
+"""The error document written beside a quarantined input: `<name>.error.json`."""
 INTERNAL_ERROR = "internal_error"
 """The quarantine code of a content failure no specific rule names (see
 `UnprocessableInput.internal`)."""
-"""The error document written beside a quarantined input: `<name>.error.json`."""
 
 
 def first_line(error: BaseException) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.core.errors import UnprocessableInput, first_line
+from etl.core.parquet_pages import check_page_headers
 from etl.core.rules import MALFORMED_LINE, ROW_INDEX, raw
 
 PARQUET_MAGIC = b"PAR1"
@@ -98,6 +99,7 @@ def _as_utf8(text: bytes) -> io.BytesIO:
 
 
 def _read_parquet(path: Path) -> RawInput:
+    check_page_headers(path)  # a header Polars would abort on, not raise
     try:
         frame = pl.read_parquet(path)
     # A corrupt page can make Polars' decoder panic (a BaseException) rather than raise.
