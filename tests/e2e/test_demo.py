@@ -94,16 +94,20 @@ def test_reports_are_saved_locally(demo_run: tuple[DemoResult, str]) -> None:
     assert result.log_path.read_text().count('"event":"object_processed"') == 3
 
 
-def test_cli_demo_on_embedded_services_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_cli_demo_on_embedded_services_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The main job: one command, its own moto server and PostgreSQL, all stopped and deleted after.
-    scratch = Path(tempfile.gettempdir())
-    before = {path.name for path in scratch.iterdir()}
+    # Its scratch space is a directory of the test's own, so that other runs' files cannot count;
+    # beside the system's (not under pytest's private tmp_path: PostgreSQL runs as another user).
+    scratch = Path(tempfile.mkdtemp(prefix="test-demo-scratch-"))
+    scratch.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = CliRunner().invoke(
         app, ["demo", "--rows", "500", "--out", str(tmp_path / "out")], env={"COLUMNS": "120"}
     )
     assert result.exit_code == 0, result.output
     assert "quarantined" in result.output
     assert "Rows in PostgreSQL" in result.output
-    after = {path.name for path in scratch.iterdir()}
-    left = {name for name in after - before if "dataplatform" in name}
-    assert left == set()
+    assert sorted(path.name for path in scratch.iterdir()) == []
+    scratch.rmdir()
