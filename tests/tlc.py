@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 YELLOW_2024_SCHEMA: dict[str, pl.DataType] = {
     "VendorID": pl.Int32(),
@@ -119,3 +122,21 @@ def write_csv(directory: Path, name: str, lines: list[str]) -> Path:
     path = directory / name
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def with_negative_value_count(table: pa.Table) -> bytes:
+    """The table written as Parquet, its first data page's value count made negative: one flipped
+    bit in a varint, as a corrupt download or disk can flip it."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, use_dictionary=False, compression="none")
+    data = bytearray(buffer.getvalue())
+    column = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(0).column(0)
+    # In the page header, after the three leading i32 fields, the data-page header opens a struct
+    # (field 5, byte 0x2C) whose first field is the value count (an i32, byte 0x15): a zigzag
+    # varint, so its low bit is the sign.
+    count = 2 * column.num_values
+    assert count < 0x80, "a one-byte varint keeps the edit in place"
+    pattern = bytes([0x2C, 0x15, count])
+    at = data.index(pattern, column.data_page_offset) + 2
+    data[at] ^= 1
+    return bytes(data)

@@ -13,6 +13,7 @@ import pytest
 from etl.core import transform
 from etl.handler import handler
 from tests.integration.conftest import SAMPLE_CSV, Platform, parquet_bytes, yellow_rows
+from tests.tlc import with_negative_value_count
 
 
 def _sample_with(change: Callable[[list[str]], list[str]]) -> bytes:
@@ -61,6 +62,12 @@ CASES: dict[str, tuple[str, Callable[[], bytes], str | None]] = {
         PARQUET,
         lambda: _parquet_with(fare_amount=pl.struct("fare_amount")),
         "unsupported_type",
+    ),
+    # Polars aborted the process on this one (a failed 2**61-byte allocation): no retry helps.
+    "negative-page-value-count": (
+        PARQUET,
+        lambda: with_negative_value_count(pl.read_parquet(io.BytesIO(_parquet_with())).to_arrow()),
+        "unreadable",
     ),
 }
 

@@ -16,9 +16,9 @@ from polars._typing import ParquetCompression
 from etl.core.errors import UnprocessableInput
 from etl.core.parquet_pages import check_page_headers
 from etl.core.pipeline import process_file
-from tests.tlc import write_parquet, yellow_trip
+from tests.tlc import with_negative_value_count, write_parquet, yellow_trip
 
-_STRUCT, _I32 = 0x0C, 0x05
+_I32 = 0x05
 
 
 def _table(rows: int) -> pa.Table:
@@ -75,28 +75,11 @@ def test_a_file_polars_wrote_passes(tmp_path: Path, compression: ParquetCompress
     check_page_headers(path)
 
 
-def _with_negative_value_count(table: pa.Table) -> bytes:
-    """The table written as Parquet, its first data page's value count made negative: one flipped
-    bit in a varint, as a corrupt download or disk can flip it."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, use_dictionary=False, compression="none")
-    data = bytearray(buffer.getvalue())
-    column = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(0).column(0)
-    # In the page header, after the three leading i32 fields, the data-page header opens a struct
-    # (field 5) whose first field is the value count: zigzag varint, so its low bit is the sign.
-    count = 2 * column.num_values
-    assert count < 0x80, "a one-byte varint keeps the edit in place"
-    pattern = bytes([_STRUCT | 0x20, _I32 | 0x10, count])
-    at = data.index(pattern, column.data_page_offset) + 2
-    data[at] ^= 1
-    return bytes(data)
-
-
 def test_a_negative_value_count_is_refused_before_polars_decodes_it(tmp_path: Path) -> None:
     # Without the check Polars asks for 2**61 bytes here and the allocation failure aborts the
     # process: this test would take pytest down with it.
     path = tmp_path / "yellow_tripdata_2024-01.parquet"
-    path.write_bytes(_with_negative_value_count(pa.table({"fare": [1.5, None, 2.5]})))
+    path.write_bytes(with_negative_value_count(pa.table({"fare": [1.5, None, 2.5]})))
     with pytest.raises(UnprocessableInput) as raised:
         process_file(path)
     assert raised.value.code == "unreadable"
