@@ -43,7 +43,7 @@ import psycopg
 
 from dataplatform.demo.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
 from dataplatform.demo.synthetic import yellow_month
-from etl.contract import DB_SECRET_ARN_ENV
+from etl.contract import DB_AUTH_ENV, DB_PROCESSOR_SECRET_ARN_ENV, DB_SECRET_ARN_ENV, DbAuth
 from etl.core.naming import Month
 from etl.migrate import migrate_url
 
@@ -150,7 +150,18 @@ def platform() -> Iterator[tuple[EmbeddedPostgres, str, dict[str, str]]]:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         secrets = boto3.client("secretsmanager")
         arn = secrets.create_secret(Name="bench", SecretString=json.dumps(pg.secret(dbname)))["ARN"]
-        environment = {**os.environ, DB_SECRET_ARN_ENV: arn, "LOG_LEVEL": "INFO"}
+        # Loads log in as the processor's role, with a password locally (IAM tokens on RDS).
+        pg.enable_processor_login()
+        processor_arn = secrets.create_secret(
+            Name="bench-processor", SecretString=json.dumps(pg.processor_secret(dbname))
+        )["ARN"]
+        environment = {
+            **os.environ,
+            DB_SECRET_ARN_ENV: arn,
+            DB_AUTH_ENV: DbAuth.PASSWORD.value,
+            DB_PROCESSOR_SECRET_ARN_ENV: processor_arn,
+            "LOG_LEVEL": "INFO",
+        }
         yield pg, dbname, environment
 
 

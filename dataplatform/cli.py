@@ -523,7 +523,8 @@ def demo(
         typer.Option(
             "--database-url",
             help="Use an existing PostgreSQL (postgresql://USER:PASSWORD@HOST:PORT/DB) instead of "
-            "starting one; the demo creates and fills its schema `taxi`.",
+            "starting one, as a user who may create roles; the demo creates and fills its schema "
+            "`taxi` and gives the processor's role (dataplatform_processor) a password.",
             show_default=False,
         ),
     ] = None,

@@ -84,7 +84,22 @@ HANDLER: Final = "etl.handler.handler"
 """The function's entry point: module path and function name inside the bundle."""
 
 DB_SECRET_ARN_ENV: Final = "DB_SECRET_ARN"  # noqa: S105 - a variable's name, not a secret
-"""Environment variable naming the Secrets Manager secret that holds the database connection."""
+"""Environment variable naming the Secrets Manager secret that holds the master user's connection:
+read only by the migrate action, never for a load."""
+DB_AUTH_ENV: Final = "DB_AUTH"
+"""Environment variable saying how the processor's own database role logs in (`DbAuth`)."""
+DB_HOST_ENV: Final = "DB_HOST"
+"""Environment variable holding the database's host name (with `DbAuth.IAM`)."""
+DB_PORT_ENV: Final = "DB_PORT"
+"""Environment variable holding the database's port (with `DbAuth.IAM`)."""
+DB_NAME_ENV: Final = "DB_NAME"
+"""Environment variable holding the database's name (with `DbAuth.IAM`)."""
+DB_USER_ENV: Final = "DB_USER"
+"""Environment variable holding the processor's database role (with `DbAuth.IAM`; the stack
+sets `PROCESSOR_DB_USER`)."""
+DB_PROCESSOR_SECRET_ARN_ENV: Final = "DB_PROCESSOR_SECRET_ARN"  # noqa: S105 - a name
+"""Environment variable naming a Secrets Manager secret with the processor role's connection,
+password included (with `DbAuth.PASSWORD`: local runs and tests, where IAM cannot work)."""
 LOG_LEVEL_ENV: Final = "LOG_LEVEL"
 """Environment variable holding the processor's log level (a Python logging level name)."""
 ETL_SETTINGS_ENV: Final = "ETL_SETTINGS"
@@ -104,6 +119,22 @@ def migrate_event() -> dict[str, str]:
 
 DATABASE_SCHEMA: Final = "taxi"
 """The PostgreSQL schema holding the processor's tables."""
+
+PROCESSOR_DB_USER: Final = "dataplatform_processor"
+"""The processor's own, least-privilege database role, created by migration 0004 (which names it
+in its SQL: a test holds the two equal). The master user is for migrations and administration."""
+
+
+class DbAuth(StrEnum):
+    """How the processor's database role proves who it is (`DB_AUTH_ENV`)."""
+
+    IAM = "iam"
+    """An RDS IAM authentication token, generated from the function's role for each connection:
+    what the deployed function uses; no database password exists for the role."""
+    PASSWORD = "password"  # noqa: S105 - the mode's name, not a password
+    """A password from the secret `DB_PROCESSOR_SECRET_ARN_ENV` names: for local PostgreSQL,
+    which cannot check IAM tokens."""
+
 
 PASSWORD_CONFIG_KEY: Final = "dbPassword"  # noqa: S105 - the key's name, not a password
 """The stack config key of the database master password (an encrypted secret)."""

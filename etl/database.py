@@ -1,12 +1,21 @@
-"""The processor's PostgreSQL connection: credentials from Secrets Manager, one connection per
-container, reconnecting (and re-reading the secret once) when the password has been rotated.
+"""The processor's PostgreSQL connections: one per container, with credentials from one of two
+sources behind one interface (`CredentialSource`), reconnecting with renewed credentials once when
+a login fails.
+
+- `IamTokenCredentials`: the deployed function logs in as its own role (`PROCESSOR_DB_USER`) with
+  an RDS IAM authentication token, generated locally by boto3 from the function's role (a
+  presigned request, no network call) and valid for 15 minutes.
+- `SecretsManagerCredentials`: a Secrets Manager secret with the whole connection, password
+  included: the master user's secret, read only by the migrate action, and locally (PostgreSQL
+  cannot check IAM tokens) the processor role's password.
 
 Rotation needs no redeploy: `pulumi up` changes the RDS password and the secret together;
 connections already open keep working, and the next connection that fails authentication makes
-`Database` re-read the secret and try again, once. A second failure is raised (the message is
-retried by SQS), so a wrong secret cannot turn into a tight loop of logins. A connection that fails
-for another reason also re-reads the secret, but retries only if the secret changed (the database
-was replaced and has a new address); otherwise the database is down and the error is raised.
+`Database` renew its credentials (re-read the secret, or generate a new token) and try again,
+once. A second failure is raised (the message is retried by SQS), so wrong credentials cannot turn
+into a tight loop of logins. A connection that fails for another reason also renews them, but
+retries only if the server's address changed (the database was replaced); otherwise the database
+is down and the error is raised.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +33,7 @@ import psycopg
 from etl.core.errors import DataplatformError
 
 if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 _log = logging.getLogger("dataplatform.database")
@@ -50,6 +62,13 @@ class DbCredentials:
     sslmode: str = "require"
     """libpq sslmode. RDS enforces TLS (rds.force_ssl=1), hence `require` unless the secret says
     otherwise (`disable` for a local server without TLS)."""
+    sslrootcert: str | None = None
+    """CA certificates to verify the server with (libpq sslrootcert), for `verify-full`."""
+
+    @property
+    def address(self) -> tuple[str, int, str, str]:
+        """Where and as whom these credentials log in: everything but the password."""
+        return (self.host, self.port, self.dbname, self.username)
 
     @classmethod
     def from_secret_string(cls, text: str) -> DbCredentials:
@@ -82,7 +101,7 @@ class DbCredentials:
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `psycopg.connect` (the password travels as a parameter, so no
         character needs escaping)."""
-        return {
+        kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "user": self.username,
@@ -90,6 +109,9 @@ class DbCredentials:
             "dbname": self.dbname,
             "sslmode": self.sslmode,
         }
+        if self.sslrootcert:
+            kwargs["sslrootcert"] = self.sslrootcert
+        return kwargs
 
 
 class CredentialSource(Protocol):
@@ -125,6 +147,82 @@ class SecretsManagerCredentials:
         response = self._client.get_secret_value(SecretId=self._secret_id)
         self.reads += 1
         self._cached = DbCredentials.from_secret_string(response["SecretString"])
+        return self._cached
+
+
+TOKEN_LIFETIME_SECONDS = 900
+"""How long RDS accepts an IAM authentication token (15 minutes); it is checked at login only,
+so a connection outlives its token."""
+TOKEN_REUSE_SECONDS = 600
+"""A cached token is reused for new connections while younger than this, leaving it minutes of
+validity for the login itself."""
+
+
+class IamTokenCredentials:
+    """Credentials for RDS IAM database authentication: a token in place of a password.
+
+    `generate_db_auth_token` signs a `connect` request for `user` at `host:port` with the
+    function's role (SigV4, service `rds-db`) entirely inside boto3: no call leaves the function,
+    so the VPC needs no RDS endpoint. RDS checks the signature and that the role may
+    `rds-db:connect` as that database user. The token is a bearer credential for 15 minutes: it
+    is never logged (`DbCredentials` hides its password) and travels only over TLS.
+
+    TLS is `require` by default: encrypted, but the server's certificate is not checked. Checking
+    it (`verify-full`) needs the RDS CA bundle in the function's bundle; AWS rotates those CAs,
+    and a stale copy would lock the processor out, so the bundle is not shipped and the choice is
+    left to `sslrootcert`. What `require` leaves open is a host inside the VPC impersonating the
+    database to collect a token; the database's subnets are private, with no internet route, and
+    the stack's security groups let only the processor reach port 5432.
+    """
+
+    def __init__(
+        self,
+        client: RDSClient,
+        *,
+        host: str,
+        port: int,
+        user: str,
+        dbname: str,
+        sslrootcert: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._host = host
+        self._port = port
+        self._user = user
+        self._dbname = dbname
+        self._sslrootcert = sslrootcert
+        self._clock = clock
+        self._cached: DbCredentials | None = None
+        self._generated_at = 0.0
+        self.tokens = 0
+        """How many tokens were generated (visible in tests)."""
+
+    def get(self) -> DbCredentials:
+        """A token generated less than `TOKEN_REUSE_SECONDS` ago, or a new one."""
+        if self._cached is None or self._clock() - self._generated_at >= TOKEN_REUSE_SECONDS:
+            return self.refresh()
+        return self._cached
+
+    def refresh(self) -> DbCredentials:
+        """Generate a new token."""
+        token = self._client.generate_db_auth_token(
+            DBHostname=self._host,
+            Port=self._port,
+            DBUsername=self._user,
+            Region=self._client.meta.region_name,
+        )
+        self.tokens += 1
+        self._generated_at = self._clock()
+        self._cached = DbCredentials(
+            host=self._host,
+            port=self._port,
+            username=self._user,
+            password=token,
+            dbname=self._dbname,
+            sslmode="verify-full" if self._sslrootcert else "require",
+            sslrootcert=self._sslrootcert,
+        )
         return self._cached
 
 
@@ -178,14 +276,15 @@ class Database:
             return self._open(credentials)
         except psycopg.OperationalError as error:
             auth_failed = is_auth_failure(error)
-            # Re-read the secret once. After a rotation it holds the new password; after the
-            # database was replaced, its new address. If nothing changed and it was not the
-            # password, the database is down: fail now and let SQS retry later.
+            # Renew the credentials once. After a rotation the secret holds the new password;
+            # after the database was replaced, its new address; an expired token is replaced.
+            # If the address is the same and it was not the login, the database is down: fail
+            # now and let SQS retry later.
             fresh = self.credentials.refresh()
-            if not auth_failed and fresh == credentials:
+            if not auth_failed and fresh.address == credentials.address:
                 raise
         _log.warning(
-            "database refused the connection: retrying once with the secret re-read",
+            "database refused the connection: retrying once with renewed credentials",
             extra={"fields": {"event": "db_reconnect", "auth_failed": auth_failed}},
         )
         return self._open(fresh)

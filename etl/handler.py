@@ -11,10 +11,13 @@ delayed by a doubling back-off (`etl.retry`): SQS redelivers it and, after the q
 maxReceiveCount, moves it to the DLQ. Failures while reading, normalising or validating a file's
 content never land there: `process_file` turns them into `UnprocessableInput` (quarantine).
 
-Configuration comes from the environment: `DB_SECRET_ARN` (the Secrets Manager secret holding the
-connection), `LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), and the standard
-AWS variables, `AWS_ENDPOINT_URL` included (boto3 reads it for every service), so moto's server
-or LocalStack work without code changes.
+Configuration comes from the environment: `DB_AUTH` and what it needs to log in as the
+processor's own database role (`iam`: `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, for an IAM
+token; `password`: `DB_PROCESSOR_SECRET_ARN`, a secret with that role's password, for local
+PostgreSQL), `DB_SECRET_ARN` (the master user's secret, read only by the migrate action),
+`LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), and the standard AWS variables,
+`AWS_ENDPOINT_URL` included (boto3 reads it for every service), so moto's server or LocalStack
+work without code changes.
 """
 
 from __future__ import annotations
@@ -33,11 +36,27 @@ import boto3
 from botocore.config import Config
 
 from etl import logs
-from etl.contract import DB_SECRET_ARN_ENV, ETL_SETTINGS_ENV, RAW_PREFIX
+from etl.contract import (
+    DB_AUTH_ENV,
+    DB_HOST_ENV,
+    DB_NAME_ENV,
+    DB_PORT_ENV,
+    DB_PROCESSOR_SECRET_ARN_ENV,
+    DB_SECRET_ARN_ENV,
+    DB_USER_ENV,
+    ETL_SETTINGS_ENV,
+    RAW_PREFIX,
+    DbAuth,
+)
 from etl.core.errors import DataplatformError, UnprocessableInput, UsageError, first_line
 from etl.core.pipeline import process_file
 from etl.core.settings import EtlSettings, settings_from_json
-from etl.database import Database, SecretsManagerCredentials
+from etl.database import (
+    CredentialSource,
+    Database,
+    IamTokenCredentials,
+    SecretsManagerCredentials,
+)
 from etl.events import Message, SourceObject, is_migrate, messages
 from etl.lake import Downloaded, Lake, ObjectGone, output_keys
 from etl.loader import (
@@ -59,6 +78,7 @@ from etl.retry import delay_retries
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 # botocore retries throttling and 5xx itself (standard mode, exponential backoff with jitter);
@@ -90,19 +110,23 @@ class Outcome:
 
 class Runtime:
     """What a processor container keeps between invocations: its S3 client, the database
-    connection (with its cached secret) and the ETL settings."""
+    connection (with its cached credentials) and the ETL settings."""
 
     def __init__(
         self,
         *,
         s3: S3Client,
         database: Database,
+        admin: Database,
         settings: EtlSettings | None = None,
         sqs: SQSClient | None = None,
     ) -> None:
         self.s3 = s3
         self.lake = Lake(s3)
         self.database = database
+        """The processor role's connection: every load."""
+        self.admin = admin
+        """The master user's connection: the migrate action only, closed after each run."""
         self.settings = settings or EtlSettings()
         self.processing_version = processing_version(self.settings)
         """What decides an object's outcome here (code and thresholds): a version of an object
@@ -121,29 +145,38 @@ class Runtime:
                 )
             except UsageError as error:
                 raise ConfigurationError(str(error)) from None
-        secret_id = os.environ.get(DB_SECRET_ARN_ENV)
-        if not secret_id:
-            raise ConfigurationError(
-                f"{DB_SECRET_ARN_ENV} is not set: point it at the Secrets Manager secret holding "
-                "the database connection (JSON with host, port, username, password, dbname)"
-            )
+        secret_id = _required(
+            DB_SECRET_ARN_ENV,
+            "point it at the Secrets Manager secret holding the master user's connection (JSON "
+            "with host, port, username, password, dbname)",
+        )
         session = boto3.session.Session()
         s3 = session.client("s3", config=_AWS_CONFIG)
         secrets = session.client("secretsmanager", config=_AWS_CONFIG)
         sqs = session.client("sqs", config=_AWS_CONFIG)
-        credentials = SecretsManagerCredentials(secrets, secret_id)
-        return cls(s3=s3, database=Database(credentials), settings=settings, sqs=sqs)
+        return cls(
+            s3=s3,
+            database=Database(_processor_credentials(session, secrets)),
+            admin=Database(SecretsManagerCredentials(secrets, secret_id)),
+            settings=settings,
+            sqs=sqs,
+        )
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connections."""
         self.database.close()
+        self.admin.close()
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Handle one invocation; see the module docstring for the event kinds."""
         request_id = getattr(context, "aws_request_id", None)
         if is_migrate(event):
             started = time.perf_counter()
-            result = migrate(self.database.connection())
+            # As the master user, which owns the schema; its connection is not kept for loads.
+            try:
+                result = migrate(self.admin.connection())
+            finally:
+                self.admin.close()
             fields = {"event": "migrated", **result.as_dict(), "request_id": request_id}
             fields["duration_ms"] = _ms_since(started)
             _log.info("migrations applied", extra={"fields": fields})
@@ -392,6 +425,44 @@ class Runtime:
             processing_version=self.processing_version,
             **outcome,
         )
+
+
+def _required(name: str, fix: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set: {fix}")
+    return value
+
+
+def _processor_credentials(
+    session: boto3.session.Session, secrets: SecretsManagerClient
+) -> CredentialSource:
+    """How the processor's own database role logs in, as `DB_AUTH` says."""
+    choices = ", ".join(mode.value for mode in DbAuth)
+    mode = _required(DB_AUTH_ENV, f"set it to one of {choices}")
+    try:
+        auth = DbAuth(mode)
+    except ValueError:
+        raise ConfigurationError(f"{DB_AUTH_ENV} must be one of {choices}, got {mode!r}") from None
+    if auth is DbAuth.PASSWORD:
+        secret_id = _required(
+            DB_PROCESSOR_SECRET_ARN_ENV,
+            f"with {DB_AUTH_ENV}={auth.value}, point it at the Secrets Manager secret holding the "
+            "processor role's connection (JSON with host, port, username, password, dbname)",
+        )
+        return SecretsManagerCredentials(secrets, secret_id)
+    fix = f"with {DB_AUTH_ENV}={auth.value} the stack sets it"
+    host = _required(DB_HOST_ENV, fix)
+    port = _required(DB_PORT_ENV, fix)
+    if not port.isdigit():
+        raise ConfigurationError(f"{DB_PORT_ENV} must be a port number, got {port!r}")
+    return IamTokenCredentials(
+        session.client("rds", config=_AWS_CONFIG),
+        host=host,
+        port=int(port),
+        user=_required(DB_USER_ENV, fix),
+        dbname=_required(DB_NAME_ENV, fix),
+    )
 
 
 def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:

@@ -28,7 +28,8 @@ from etl.core.specs import DatasetSpec
 from etl.events import SourceObject, sequencer_order
 
 TRIPS = "trips"
-PARTITION_LOCK_KEY = 0x7461_7869_7061_7274  # "taxipart": serialises partition creation
+PARTITION_FUNCTION = "create_trips_partition"
+"""The SECURITY DEFINER function (migration 0004) that creates one month's partition."""
 COPY_BATCH_ROWS = 20_000
 """Rows rendered to CSV per COPY write (about 3 MB): bounds memory on files with millions of
 rows, and small enough that PostgreSQL parses one batch while Polars renders the next."""
@@ -55,9 +56,11 @@ def pickup_months(frame: pl.DataFrame | pl.LazyFrame) -> list[date]:
 def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[date]) -> list[str]:
     """Create the missing monthly partitions of taxi.trips; return the names created.
 
-    Runs in its own short transactions, before the load's: an empty partition left behind by a
-    failed load is harmless, and the load's transaction then never waits on DDL of others.
-    Concurrent creators are serialised by an advisory lock and re-check under it.
+    Through `taxi.create_trips_partition` (migration 0004), which runs as the table's owner: the
+    processor's role has no DDL rights of its own. Runs in its own short transaction, before the
+    load's: an empty partition left behind by a failed load is harmless, and the load's
+    transaction then never waits on DDL of others. The function serialises concurrent creators
+    with an advisory lock and re-checks under it.
     """
     wanted = sorted(set(months))
     if not wanted:
@@ -67,20 +70,15 @@ def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[date]) -> 
     if not missing:
         return created
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK_KEY])
-        for month in _missing_partitions(conn, missing):
-            upper = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
-                ).format(
-                    sql.Identifier(DATABASE_SCHEMA, partition_name(month)),
-                    sql.Identifier(DATABASE_SCHEMA, TRIPS),
-                    sql.Literal(datetime(month.year, month.month, 1)),
-                    sql.Literal(datetime(upper.year, upper.month, 1)),
-                )
-            )
-            created.append(partition_name(month))
+        for month in missing:
+            row = conn.execute(
+                sql.SQL("SELECT {}(%s)").format(
+                    sql.Identifier(DATABASE_SCHEMA, PARTITION_FUNCTION)
+                ),
+                [month],
+            ).fetchone()
+            if row and row[0]:
+                created.append(partition_name(month))
     return created
 
 

@@ -24,11 +24,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 
+from etl.contract import PROCESSOR_DB_USER
 from etl.core.errors import DataplatformError
 
 SUPERUSER = "postgres"
@@ -62,6 +64,8 @@ class EmbeddedPostgres:
     password: str = field(repr=False)
     dbname: str
     data_dir: Path
+    processor_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    """The password the processor's role gets on this server (`enable_processor_login`)."""
 
     def url(self, dbname: str | None = None) -> str:
         """A libpq URL for `dbname` (default: the server's default database), password included."""
@@ -81,6 +85,17 @@ class EmbeddedPostgres:
             "sslmode": "disable",
         }
 
+    def processor_secret(self, dbname: str | None = None) -> dict[str, str | int]:
+        """The processor role's connection as an RDS-style secret, with the server's
+        `processor_password` (set on the role by `enable_processor_login`)."""
+        return processor_secret(self.secret(dbname), self.processor_password)
+
+    def enable_processor_login(self) -> None:
+        """Give the processor's role (created by the migrations) the server's processor
+        password: locally it logs in with one, where RDS takes an IAM token."""
+        with psycopg.connect(self.url(MAINTENANCE_DATABASE), autocommit=True) as conn:
+            set_processor_password(conn, self.processor_password)
+
     def create_database(self, name: str, owner: str | None = None) -> str:
         """Create database `name` (owned by `owner`, default the superuser); return its URL."""
         with psycopg.connect(self.url(MAINTENANCE_DATABASE), autocommit=True) as conn:
@@ -89,6 +104,30 @@ class EmbeddedPostgres:
                 statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
             conn.execute(statement)
         return self.url(name)
+
+
+def processor_secret(admin_secret: Mapping[str, str | int], password: str) -> dict[str, str | int]:
+    """The processor role's connection: the master user's secret with the role and its password
+    in place of the master's."""
+    return {**admin_secret, "username": PROCESSOR_DB_USER, "password": password}
+
+
+def set_processor_password(admin: psycopg.Connection[Any], password: str) -> None:
+    """Let the processor's role log in with `password` (over `admin`, a connection of a user
+    allowed to alter roles). For local servers only: on RDS the role logs in with IAM tokens.
+    Raise `EmbeddedServiceError` when the role does not exist (migrate first)."""
+    exists = admin.execute(
+        "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", [PROCESSOR_DB_USER]
+    ).fetchone()
+    if exists is None:
+        raise EmbeddedServiceError(
+            f"the database has no role {PROCESSOR_DB_USER}: run the migrations first"
+        )
+    admin.execute(
+        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(PROCESSOR_DB_USER), sql.Literal(password)
+        )
+    )
 
 
 @contextmanager

@@ -2,8 +2,10 @@
 
 Starts moto's server (S3, SQS, Secrets Manager) and a PostgreSQL (pgserver) unless existing ones
 are given, lays out the lake the way the infrastructure does (a versioned bucket whose raw/
-notifications go to a queue with a dead-letter queue, a Secrets Manager secret with the
-connection), runs the migrations through the handler's `{"action": "migrate"}`, uploads three
+notifications go to a queue with a dead-letter queue, Secrets Manager secrets with the master
+user's connection and the processor role's), runs the migrations through the handler's
+`{"action": "migrate"}` as the master user, lets the processor's role (which they create) log in
+with a password, as pgserver cannot check the IAM tokens it uses on RDS, uploads three
 files to raw/ (a generated month with a few % bad rows, the real July 2020 sample, a truncated
 file) and then plays the event source mapping: it receives the queue's messages in batches,
 invokes `etl.handler.handler` with the SQS event Lambda would build, and deletes the messages the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets as secrets_module
 import shutil
 import tempfile
 import time
@@ -29,11 +32,23 @@ import boto3
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from dataplatform.demo.embedded import aws_environment, moto_server, postgres
+from dataplatform.demo.embedded import (
+    aws_environment,
+    moto_server,
+    postgres,
+    processor_secret,
+    set_processor_password,
+)
 from dataplatform.demo.samples import YELLOW_2020_07
 from dataplatform.demo.synthetic import yellow_month
 from etl import handler as processor
-from etl.contract import DB_SECRET_ARN_ENV, RAW_PREFIX
+from etl.contract import (
+    DB_AUTH_ENV,
+    DB_PROCESSOR_SECRET_ARN_ENV,
+    DB_SECRET_ARN_ENV,
+    RAW_PREFIX,
+    DbAuth,
+)
 from etl.core.errors import DataplatformError
 from etl.core.naming import Month, resolve_dataset, resolve_month
 from etl.database import DbCredentials
@@ -130,16 +145,23 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         stack.enter_context(aws_environment(endpoint))
         if options.database_url:
             secret = _secret_from_url(options.database_url)
+            password = secrets_module.token_urlsafe(24)
         else:
-            secret = dict(stack.enter_context(postgres()).secret())
+            server = stack.enter_context(postgres())
+            secret, password = dict(server.secret()), server.processor_password
         report("starting local services", 2, 2)
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        lake = stack.enter_context(_lake(s3, sqs, json.dumps(secret)))
-        stack.enter_context(_processor_environment(lake.secret_arn))
+        lake = stack.enter_context(
+            _lake(s3, sqs, json.dumps(secret), json.dumps(processor_secret(secret, password)))
+        )
+        stack.enter_context(_processor_environment(lake))
 
         report("migrating the database", 0, 1)
         with log_path.open("a") as log, redirect_stdout(log):
             processor.handler({"action": "migrate"}, _Lambda())
+        # The role exists now; it loads with a password here, with IAM tokens on RDS.
+        with _connect(secret) as admin:
+            set_processor_password(admin, password)
         report("migrating the database", 1, 1)
 
         inputs = stack.enter_context(_inputs(options.rows, report))
@@ -181,11 +203,17 @@ class _LakeResources:
     queue_url: str
     queue_arn: str
     secret_arn: str
+    """The master user's connection: for the migrate action."""
+    processor_secret_arn: str
+    """The processor role's connection, with its local password: for loads."""
 
 
 @contextmanager
-def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeResources]:
-    """The bucket, queues and secret the infrastructure would create; deleted on exit."""
+def _lake(
+    s3: S3Client, sqs: SQSClient, secret_string: str, processor_secret_string: str
+) -> Iterator[_LakeResources]:
+    """The bucket, queues and secrets the infrastructure would create (the processor's secret
+    standing in for IAM authentication); deleted on exit."""
     suffix = uuid.uuid4().hex[:8]
     bucket = f"dataplatform-demo-lake-{suffix}"
     s3.create_bucket(Bucket=bucket)
@@ -211,7 +239,13 @@ def _lake(s3: S3Client, sqs: SQSClient, secret_string: str) -> Iterator[_LakeRes
         created.append(
             lambda: secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
         )
-        yield _LakeResources(bucket, queue, queue_arn, secret_arn)
+        processor_arn = secrets.create_secret(
+            Name=f"dataplatform-demo-processor-{suffix}", SecretString=processor_secret_string
+        )["ARN"]
+        created.append(
+            lambda: secrets.delete_secret(SecretId=processor_arn, ForceDeleteWithoutRecovery=True)
+        )
+        yield _LakeResources(bucket, queue, queue_arn, secret_arn, processor_arn)
     finally:
         for delete in reversed(created):
             delete()
@@ -254,19 +288,25 @@ def _empty_and_delete(s3: S3Client, bucket: str) -> None:
 
 
 @contextmanager
-def _processor_environment(secret_arn: str) -> Iterator[None]:
+def _processor_environment(lake: _LakeResources) -> Iterator[None]:
     """The function's environment, and a fresh container: the handler keeps its clients and
     connection between invocations, as Lambda does, and closes them at the end."""
-    saved = os.environ.get(DB_SECRET_ARN_ENV)
-    os.environ[DB_SECRET_ARN_ENV] = secret_arn
+    environment = {
+        DB_SECRET_ARN_ENV: lake.secret_arn,
+        DB_AUTH_ENV: DbAuth.PASSWORD.value,
+        DB_PROCESSOR_SECRET_ARN_ENV: lake.processor_secret_arn,
+    }
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         yield
     finally:
         processor.reset_runtime()
-        if saved is None:
-            os.environ.pop(DB_SECRET_ARN_ENV, None)
-        else:
-            os.environ[DB_SECRET_ARN_ENV] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
@@ -328,7 +368,8 @@ def _drain(
 
 
 def _connect(secret: dict[str, Any]) -> psycopg.Connection[Any]:
-    """A connection from the same RDS-style secret the processor reads."""
+    """A connection from an RDS-style secret: the master user's, for what an operator does
+    around the processor (the summary reads trips, which the processor's role cannot)."""
     credentials = DbCredentials.from_secret_string(json.dumps(secret))
     return psycopg.connect(**credentials.connect_kwargs())
 

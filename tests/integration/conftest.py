@@ -1,6 +1,7 @@
 """Integration fixtures: moto's server (S3, SQS, Secrets Manager over HTTP) and a real PostgreSQL
-(pgserver), each started once per session; every test gets its own bucket, queue, secret and
-database, so tests cannot see each other's data."""
+(pgserver), each started once per session; every test gets its own bucket, queue, secrets and
+database, so tests cannot see each other's data. The processor loads as its own database role
+(with a password: pgserver cannot check IAM tokens) and migrates as the superuser."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from dataplatform.demo.embedded import EmbeddedPostgres
 from dataplatform.demo.run import notify_queue_of_raw_uploads
 from dataplatform.demo.samples import YELLOW_2020_07
 from etl import handler as handler_module
+from etl.contract import DB_AUTH_ENV, DB_PROCESSOR_SECRET_ARN_ENV, DB_SECRET_ARN_ENV, DbAuth
 from etl.events import sqs_record
 from etl.migrate import migrate_url
 from tests.tlc import write_parquet, yellow_trip
@@ -47,13 +49,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @dataclass
 class Platform:
     """One test's world: a lake bucket notifying a queue, a database with schema `taxi`, and the
-    secret the processor reads, as the infrastructure would set them up."""
+    secrets the processor reads, as the infrastructure would set them up."""
 
     name: str
     bucket: str
     queue_url: str
     secret_arn: str
+    """The processor role's connection (`DB_PROCESSOR_SECRET_ARN`): what every load uses."""
+    admin_secret_arn: str
+    """The superuser's connection (`DB_SECRET_ARN`): what the migrate action uses."""
     database_url: str
+    """The superuser's URL, for the test's own queries."""
     s3: S3Client
     sqs: SQSClient
     secrets: SecretsManagerClient
@@ -108,9 +114,27 @@ def _platform(pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Platform
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
     notify_queue_of_raw_uploads(s3, sqs, bucket, queue_url)
-    secret_arn = secrets.create_secret(Name=name, SecretString=json.dumps(pg.secret(name)))["ARN"]
-    monkeypatch.setenv("DB_SECRET_ARN", secret_arn)
-    return Platform(name, bucket, queue_url, secret_arn, database_url, s3, sqs, secrets)
+    pg.enable_processor_login()
+    admin_arn = secrets.create_secret(
+        Name=f"{name}-admin", SecretString=json.dumps(pg.secret(name))
+    )
+    processor_arn = secrets.create_secret(
+        Name=name, SecretString=json.dumps(pg.processor_secret(name))
+    )
+    monkeypatch.setenv(DB_SECRET_ARN_ENV, admin_arn["ARN"])
+    monkeypatch.setenv(DB_AUTH_ENV, DbAuth.PASSWORD.value)
+    monkeypatch.setenv(DB_PROCESSOR_SECRET_ARN_ENV, processor_arn["ARN"])
+    return Platform(
+        name,
+        bucket,
+        queue_url,
+        processor_arn["ARN"],
+        admin_arn["ARN"],
+        database_url,
+        s3,
+        sqs,
+        secrets,
+    )
 
 
 @pytest.fixture

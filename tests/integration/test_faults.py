@@ -58,7 +58,7 @@ def test_database_unreachable_fails_the_message_and_writes_nothing(
     # The database is down: the message goes back to SQS, and neither S3 outputs nor rows
     # exist. When it is back at the same address, the redelivered message loads once.
     port = free_port()
-    secret = {**pg.secret(platform.name), "port": port}
+    secret = {**pg.processor_secret(platform.name), "port": port}
     platform.secrets.put_secret_value(SecretId=platform.secret_arn, SecretString=json.dumps(secret))
     key = platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(20)))
     event = platform.receive_event()
@@ -83,9 +83,11 @@ def test_database_unreachable_fails_the_message_and_writes_nothing(
     assert len(outputs(platform)) == 4
 
 
+# SECURITY DEFINER: the trigger runs in the processor's load, and its role may use nothing in
+# schema public.
 STALL_TRIGGER = """
 CREATE SEQUENCE public.stall_once;
-CREATE FUNCTION public.stall_copy() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION public.stall_copy() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     IF NEW.fare_amount = 777 AND nextval('public.stall_once') = 1 THEN
         PERFORM pg_sleep(60);
@@ -294,7 +296,7 @@ def test_a_failed_message_is_hidden_for_its_back_off(
     # Issue 14: transient faults must not burn a message's receives within a minute. The
     # received messages are made visible again at once (visibility 0); the handler sets the
     # failed one's to the back-off of its first receive, 60 s, so it stays hidden.
-    secret = {**pg.secret(platform.name), "port": free_port()}
+    secret = {**pg.processor_secret(platform.name), "port": free_port()}
     platform.secrets.put_secret_value(SecretId=platform.secret_arn, SecretString=json.dumps(secret))
     platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(3)))
     event = platform.receive_event()

@@ -1,0 +1,174 @@
+"""The processor's database role on a real PostgreSQL: it can do a whole load and nothing else.
+
+Migration 0004 creates `dataplatform_processor` (etl.contract.PROCESSOR_DB_USER); locally it logs
+in with a password (pgserver cannot check IAM tokens), exactly as it is granted on RDS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from dataplatform.demo.embedded import EmbeddedPostgres
+from etl.contract import PROCESSOR_DB_USER
+from etl.database import DbCredentials
+from etl.handler import handler
+from etl.loader import ensure_partitions
+from etl.migrate import migrate_url
+from tests.integration.conftest import Platform, parquet_bytes, yellow_rows
+
+
+def _as_processor(pg: EmbeddedPostgres, dbname: str) -> psycopg.Connection[Any]:
+    credentials = DbCredentials(**{**pg.processor_secret(dbname), "port": pg.port})  # type: ignore[arg-type]
+    return psycopg.connect(**credentials.connect_kwargs(), autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def processor_db(pg: EmbeddedPostgres) -> Iterator[tuple[str, psycopg.Connection[Any]]]:
+    """A migrated database with one partition, and a connection to it as the processor role."""
+    name = f"role_{uuid.uuid4().hex[:12]}"
+    migrate_url(pg.create_database(name))
+    pg.enable_processor_login()
+    with _as_processor(pg, name) as conn:
+        ensure_partitions(conn, [date(2024, 1, 1)])
+        yield name, conn
+
+
+def test_a_whole_load_runs_as_the_processor_role(platform: Platform) -> None:
+    # The handler's load (partition, lock, delete, COPY, audit row, index) logs in as the role,
+    # and the partition it needed belongs to the table's owner, not to the processor.
+    key = platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(5)))
+    assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
+    again = platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(7)))
+    assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
+
+    sessions = platform.query(
+        "SELECT usename FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+        [platform.name, "dataplatform-processor"],
+    )
+    owner = platform.scalar(
+        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'trips_2024_01'"
+    )
+    assert key == again
+    assert sessions == [(PROCESSOR_DB_USER,)]
+    assert owner != PROCESSOR_DB_USER
+    assert platform.scalar("SELECT count(*) FROM taxi.trips") == 7
+    assert platform.scalar("SELECT load_count FROM taxi.loads") == 2
+
+
+def test_the_role_has_no_attribute_beyond_login(pg: EmbeddedPostgres) -> None:
+    with psycopg.connect(pg.url()) as conn:
+        row = conn.execute(
+            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication,"
+            " rolbypassrls FROM pg_roles WHERE rolname = %s",
+            [PROCESSOR_DB_USER],
+        ).fetchone()
+    assert row == (True, False, False, False, False, False)
+
+
+def test_the_partition_function_creates_only_a_month_partition(
+    processor_db: tuple[str, psycopg.Connection[Any]],
+) -> None:
+    # Any day names its month; the partition is bounded by that month; null is refused.
+    _, conn = processor_db
+    created = conn.execute("SELECT taxi.create_trips_partition('2031-05-17')").fetchone()
+    again = conn.execute("SELECT taxi.create_trips_partition('2031-05-01')").fetchone()
+    bound = conn.execute(
+        "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'trips_2031_05'"
+    ).fetchone()
+
+    assert (created, again) == ((True,), (False,))
+    assert bound == ("FOR VALUES FROM ('2031-05-01 00:00:00') TO ('2031-06-01 00:00:00')",)
+    with pytest.raises(errors.RaiseException, match="month must not be null"):
+        conn.execute("SELECT taxi.create_trips_partition(NULL)")
+
+
+FORBIDDEN = {
+    "create a table in taxi": "CREATE TABLE taxi.evil (i integer)",
+    "create a table in public": "CREATE TABLE public.evil (i integer)",
+    "create a function": "CREATE FUNCTION taxi.evil() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    "create a view": "CREATE VIEW taxi.evil AS SELECT 1",
+    "create a schema": "CREATE SCHEMA evil",
+    "create a role": "CREATE ROLE evil",
+    "alter its own role": f"ALTER ROLE {PROCESSOR_DB_USER} CREATEDB",
+    "become another role": "SET ROLE postgres",
+    "alter trips": "ALTER TABLE taxi.trips ADD COLUMN evil integer",
+    "drop loads": "DROP TABLE taxi.loads",
+    "drop a partition": "DROP TABLE taxi.trips_2024_01",
+    "drop the partition function": "DROP FUNCTION taxi.create_trips_partition(date)",
+    "replace the partition function": (
+        "CREATE OR REPLACE FUNCTION taxi.create_trips_partition(month date) RETURNS boolean "
+        "LANGUAGE sql AS 'SELECT true'"
+    ),
+    "create an index": "CREATE INDEX evil ON taxi.loads (bucket)",
+    "truncate trips": "TRUNCATE taxi.trips",
+    "truncate loads": "TRUNCATE taxi.loads",
+    "truncate the history": "TRUNCATE taxi.schema_migrations",
+    "delete audit rows": "DELETE FROM taxi.loads",
+    "write a partition directly": (
+        "INSERT INTO taxi.trips_2024_01 (dataset, source_key, pickup_datetime)"
+        " VALUES ('yellow', 'k', '2024-01-02')"
+    ),
+    "read trip data": "SELECT fare_amount FROM taxi.trips",
+    "read trips through the view": "SELECT * FROM taxi.trips_described",
+    "copy trips out": "COPY taxi.trips TO STDOUT",
+    "read master data": "SELECT * FROM taxi.zones",
+    "write master data": "INSERT INTO taxi.vendors VALUES (99, 'evil')",
+    "change master data": "UPDATE taxi.rate_codes SET description = 'evil'",
+    "delete master data": "DELETE FROM taxi.payment_types",
+    "read the migration history": "SELECT * FROM taxi.schema_migrations",
+    "forge a migration": "INSERT INTO taxi.schema_migrations VALUES (99, 'evil', 'x')",
+    "read password hashes": "SELECT rolpassword FROM pg_authid",
+    "read pg_shadow": "SELECT passwd FROM pg_shadow",
+    "read a server file": "SELECT pg_read_file('postgresql.conf')",
+    "run a program": "COPY taxi.loads FROM PROGRAM 'true'",
+    "read the server's settings file": "SHOW config_file",
+    "change a server setting": "ALTER SYSTEM SET log_statement = 'none'",
+    "create a database": "CREATE DATABASE evil",
+}
+
+
+@pytest.mark.parametrize("statement", FORBIDDEN.values(), ids=FORBIDDEN.keys())
+def test_the_role_may_not(
+    processor_db: tuple[str, psycopg.Connection[Any]], statement: str
+) -> None:
+    # Autocommit: each statement alone, as CREATE DATABASE and ALTER SYSTEM must run.
+    _, conn = processor_db
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(statement)
+
+
+def test_the_role_may_not_read_other_databases_objects(
+    pg: EmbeddedPostgres, processor_db: tuple[str, psycopg.Connection[Any]]
+) -> None:
+    # Another database migrated on the same server grants the role there too, but a database
+    # with its own tables grants it nothing.
+    other = f"other_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.create_database(other), autocommit=True) as admin:
+        admin.execute("CREATE SCHEMA app; CREATE TABLE app.secrets (value text)")
+    with _as_processor(pg, other) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM app.secrets")
+
+
+def test_rds_iam_is_granted_when_the_server_has_it(pg: EmbeddedPostgres) -> None:
+    # On RDS the role rds_iam exists and its members log in with IAM tokens; a migration must
+    # grant it there and skip it where it does not exist (every other test here).
+    name = f"iam_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as admin:
+        admin.execute("CREATE ROLE rds_iam NOLOGIN")
+        try:
+            migrate_url(pg.create_database(name))
+            member = admin.execute(
+                "SELECT pg_has_role(%s, 'rds_iam', 'MEMBER')", [PROCESSOR_DB_USER]
+            ).fetchone()
+        finally:
+            admin.execute(
+                sql.SQL("REVOKE rds_iam FROM {}").format(sql.Identifier(PROCESSOR_DB_USER))
+            )
+            admin.execute("DROP ROLE rds_iam")
+    assert member == (True,)
