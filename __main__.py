@@ -66,6 +66,9 @@ processor = Processor(
         subnet_ids=network.private_subnet_ids,
         security_group_id=network.processor_security_group_id,
         database_resource_id=database.resource_id,
+        database_address=database.address,
+        database_port=database.port,
+        database_name=settings.database.db_name,
         migrations_dir=ROOT / "etl" / "migrations",
         master_data_files=[
             ROOT / "etl" / "core" / "master_data.py",

@@ -259,7 +259,8 @@ class Database(pulumi.ComponentResource):
             performance_insights_kms_key_id=key.arn,
             performance_insights_retention_period=settings.performance_insights_retention_days,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
-            iam_database_authentication_enabled=settings.iam_authentication,
+            # Always on: the processor logs in as its own role with IAM tokens (etl/database.py).
+            iam_database_authentication_enabled=True,
             tags=args.tags,
             # The identifier is fixed (the log groups are named after it), so a replacement
             # must delete the old instance first; in prod `protect` refuses it altogether.

@@ -3,10 +3,12 @@
 raw/ ObjectCreated events go to an SQS queue (not straight to Lambda) so that a failing file is
 retried with back-off and, after `max_receive_count` receives, parked in a dead-letter queue that
 raises an alarm instead of being lost. The function reports partial batch failures, so one bad
-file never re-runs its batch-mates. Its role can read raw/, write the four output zones, read one
-secret and consume one queue; its code is the prebuilt bundle uploaded under `artifacts/`, keyed by
-its sha256 so the key (and the function) change exactly when the bundle's bytes do. Migrations run
-at deploy time: an invocation with `{"action": "migrate"}`, re-run when the SQL files change.
+file never re-runs its batch-mates. Its role can read raw/, write the four output zones, log in to
+the database as the processor's own user (IAM authentication), read the master secret (for the
+migrate action) and consume one queue; its code is the prebuilt bundle uploaded under
+`artifacts/`, keyed by its sha256 so the key (and the function) change exactly when the bundle's
+bytes do. Migrations run at deploy time: an invocation with `{"action": "migrate"}`, re-run when
+the SQL files change.
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ import pulumi_aws as aws
 from components.data_lake import ARTIFACTS_PREFIX
 from components.settings import ProcessorSettings
 from etl.contract import (
+    DB_AUTH_ENV,
+    DB_HOST_ENV,
+    DB_NAME_ENV,
+    DB_PORT_ENV,
     DB_SECRET_ARN_ENV,
+    DB_USER_ENV,
     ETL_SETTINGS_ENV,
     HANDLER,
     LOG_LEVEL_ENV,
+    PROCESSOR_DB_USER,
     RUNTIME,
     S3_ACCESS,
+    DbAuth,
     Zone,
     migrate_event,
 )
@@ -100,6 +109,18 @@ def _zone_statements(bucket_arn: str) -> list[dict[str, object]]:
     ]
 
 
+def db_user_arn(*, region: str, account_id: str, resource_id: str, user: str) -> str:
+    """The ARN `rds-db:connect` is authorized against: one database user of one instance,
+    `arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>` (Service Authorization
+    Reference, Amazon RDS IAM Authentication, resource type db-user:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrdsiamauthentication.html;
+    RDS User Guide, "Creating and using an IAM policy for IAM database access":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.IAMPolicy.html).
+    The DbiResourceId, unlike the identifier, is new for a new instance, so the grant cannot
+    carry over to a different database under the same name."""
+    return f"arn:aws:rds-db:{region}:{account_id}:dbuser:{resource_id}/{user}"
+
+
 def processor_policy(
     *,
     bucket_arn: str,
@@ -108,14 +129,24 @@ def processor_policy(
     secret_key_arn: str,
     queue_arn: str,
     log_group_arn: str,
+    database_user_arn: str,
 ) -> str:
-    """The processor role's only permissions, each on the one resource it concerns."""
+    """The processor role's only permissions, each on the one resource it concerns.
+
+    Loads log in to the database as the processor's own role with IAM tokens
+    (`database_user_arn`). The master secret stays readable because the deploy-time migration
+    runs through this same function (`{"action": "migrate"}`) and migrations need the owner of
+    the schema; the code reads it for that action only. A separate migration function with its
+    own role would take the master secret out of the processor's reach, at the cost of a second
+    function, log group and role per stack (docs/infrastructure.md, Database authentication).
+    """
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 *_zone_statements(bucket_arn),
                 _statement("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [lake_key_arn]),
+                _statement("ConnectAsProcessorUser", ["rds-db:connect"], [database_user_arn]),
                 _statement("ReadDatabaseSecret", ["secretsmanager:GetSecretValue"], [secret_arn]),
                 _statement("DecryptDatabaseSecret", ["kms:Decrypt"], [secret_key_arn]),
                 _statement(
@@ -262,7 +293,14 @@ class ProcessorArgs:
     """The processor's security group."""
     database_resource_id: pulumi.Input[str]
     """The database instance's DbiResourceId: a new instance (even under the same identifier
-    and address) gets a new one, which re-runs the migrations on the empty database."""
+    and address) gets a new one, which re-runs the migrations on the empty database; and what
+    the role's `rds-db:connect` names."""
+    database_address: pulumi.Input[str]
+    """The database's host name (`DB_HOST_ENV`): what the function's IAM tokens are signed for."""
+    database_port: pulumi.Input[int]
+    """The database's port (`DB_PORT_ENV`)."""
+    database_name: str
+    """The database the processor loads into (`DB_NAME_ENV`)."""
     migrations_dir: Path
     """Where the `*.sql` migrations live (`etl/migrations`); absent means none."""
     master_data_files: Sequence[Path]
@@ -431,6 +469,19 @@ class Processor(pulumi.ComponentResource):
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         """The execution role and its one inline policy (see `processor_policy`)."""
         child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        database_user = pulumi.Output.all(
+            aws.get_region_output(opts=invoke).region,
+            aws.get_caller_identity_output(opts=invoke).account_id,
+            args.database_resource_id,
+        ).apply(
+            lambda values: db_user_arn(
+                region=values[0],
+                account_id=values[1],
+                resource_id=values[2],
+                user=PROCESSOR_DB_USER,
+            )
+        )
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=assume_role_policy(),
@@ -448,6 +499,7 @@ class Processor(pulumi.ComponentResource):
                 args.secret_key_arn,
                 queue.arn,
                 log_group.arn,
+                database_user,
             ).apply(
                 lambda values: processor_policy(
                     bucket_arn=values[0],
@@ -456,6 +508,7 @@ class Processor(pulumi.ComponentResource):
                     secret_key_arn=values[3],
                     queue_arn=values[4],
                     log_group_arn=values[5],
+                    database_user_arn=values[6],
                 )
             ),
             opts=child,
@@ -495,6 +548,12 @@ class Processor(pulumi.ComponentResource):
             },
             environment={
                 "variables": {
+                    DB_AUTH_ENV: DbAuth.IAM.value,
+                    DB_HOST_ENV: args.database_address,
+                    DB_PORT_ENV: pulumi.Output.from_input(args.database_port).apply(str),
+                    DB_NAME_ENV: args.database_name,
+                    DB_USER_ENV: PROCESSOR_DB_USER,
+                    # The master user's secret, for the migrate action only.
                     DB_SECRET_ARN_ENV: args.secret_arn,
                     LOG_LEVEL_ENV: settings.log_level.value,
                     **({ETL_SETTINGS_ENV: settings.etl_settings} if settings.etl_settings else {}),

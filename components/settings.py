@@ -126,7 +126,6 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dbSkipFinalSnapshot", "boolean", False),
     ConfigKey("dbBackupRetentionDays", "integer", 7),
     ConfigKey("dbPerformanceInsightsRetentionDays", "integer", 7),
-    ConfigKey("dbIamAuthentication", "boolean", False),
     ConfigKey("dbName", "string", "dataplatform"),
     ConfigKey("dbUsername", "string", "dataplatform"),
     ConfigKey(PASSWORD_KEY, "string", None, secret=True),
@@ -219,8 +218,6 @@ class DatabaseSettings:
     performance_insights_retention_days: int
     """`dbPerformanceInsightsRetentionDays`, default 7: 7 (free tier), a multiple of 31 up to 713,
     or 731."""
-    iam_authentication: bool
-    """`dbIamAuthentication`, default false: also accept IAM database authentication."""
     db_name: str
     """`dbName`, default dataplatform: the database created at launch; a letter, then up to 62
     letters, digits or underscores."""
@@ -598,7 +595,6 @@ def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
         skip_final_snapshot=read.boolean("dbSkipFinalSnapshot"),
         backup_retention_days=read.integer("dbBackupRetentionDays", 1, 35),
         performance_insights_retention_days=insights,
-        iam_authentication=read.boolean("dbIamAuthentication"),
         db_name=names["dbName"],
         username=names["dbUsername"],
         password=password,

@@ -22,6 +22,12 @@ def test_database_is_not_publicly_accessible(stack_run: ProgramRun) -> None:
     assert inputs(instance)["publiclyAccessible"] is False, instance.urn
 
 
+def test_iam_database_authentication_is_on(stack_run: ProgramRun) -> None:
+    # Rule (CKV_AWS_161): RDS accepts IAM tokens, which the processor's role logs in with.
+    instance = _instance(stack_run)
+    assert inputs(instance)["iamDatabaseAuthenticationEnabled"] is True, instance.urn
+
+
 def test_storage_is_encrypted_with_the_database_key(stack_run: ProgramRun) -> None:
     # Rule: encrypted storage with the database's customer-managed key.
     values = inputs(_instance(stack_run))

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from components.processor import VPC_ACCESS_ACTIONS, migrations_digest, read_migrations
-from dataplatform.mocks import ProgramRun, RecordedResource
+from dataplatform.mocks import ACCOUNT_ID, ProgramRun, RecordedResource
+from etl.contract import PROCESSOR_DB_USER
 from tests.infra.support import (
     ROOT,
     TEST_PASSWORD,
     inputs,
     policy_document,
+    region,
     run_stack,
     setting,
     setting_int,
@@ -92,15 +94,35 @@ def test_function_logs_json_into_its_group_with_retention(stack_run: ProgramRun)
     assert values["loggingConfig"]["logGroup"] == inputs(group)["name"], _function(stack_run).urn
 
 
-def test_environment_holds_the_secret_arn_and_no_password(stack_run: ProgramRun) -> None:
-    # Rule: DB_SECRET_ARN points at the connection secret; nothing else but LOG_LEVEL, no password.
+def test_environment_names_the_database_and_holds_no_password(stack_run: ProgramRun) -> None:
+    # Rule: loads log in with IAM tokens as the processor's role, at the instance's address;
+    # DB_SECRET_ARN (the master secret, for migrations) is the only secret named; no password.
     variables = inputs(_function(stack_run))["environment"]["variables"]
     secret_arn = stack_run.one("aws:secretsmanager/secret:Secret").outputs["arn"]
+    instance = stack_run.one("aws:rds/instance:Instance", "database-instance")
     assert variables == {
+        "DB_AUTH": "iam",
+        "DB_HOST": instance.outputs["address"],
+        "DB_PORT": str(instance.outputs["port"]),
+        "DB_NAME": setting(stack_run.stack, "dbName"),
+        "DB_USER": PROCESSOR_DB_USER,
         "DB_SECRET_ARN": secret_arn,
         "LOG_LEVEL": setting(stack_run.stack, "processorLogLevel"),
     }, variables
     assert TEST_PASSWORD not in json.dumps(variables), _function(stack_run).urn
+
+
+def test_the_role_may_connect_to_the_database_as_the_processor_user_only(
+    stack_run: ProgramRun,
+) -> None:
+    # Rule: rds-db:connect on one db-user ARN: this instance's DbiResourceId and the processor's
+    # database user, never the master user or every user ("*").
+    instance = stack_run.one("aws:rds/instance:Instance", "database-instance")
+    expected = (
+        f"arn:aws:rds-db:{region(stack_run.stack)}:{ACCOUNT_ID}:dbuser:"
+        f"{instance.outputs['resourceId']}/{PROCESSOR_DB_USER}"
+    )
+    assert _grants(stack_run)["rds-db:connect"] == [expected], _grants(stack_run)
 
 
 def test_code_is_the_bundle_object_addressed_by_its_hash(
@@ -156,6 +178,7 @@ def test_secret_queue_keys_and_logs_are_the_only_other_grants(stack_run: Program
     logs = stack_run.one("aws:cloudwatch/logGroup:LogGroup", "processor-logs").outputs["arn"]
     lake_key = stack_run.one("aws:kms/key:Key", "lake-key").outputs["arn"]
     database_key = stack_run.one("aws:kms/key:Key", "database-key").outputs["arn"]
+    resources.pop("rds-db:connect")  # its own test, above
     assert resources == {
         "secretsmanager:GetSecretValue": [
             stack_run.one("aws:secretsmanager/secret:Secret").outputs["arn"]

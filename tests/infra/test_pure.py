@@ -17,6 +17,7 @@ from components.processor import (
     VPC_ACCESS_ACTIONS,
     bundle_digest,
     bundle_key,
+    db_user_arn,
     migrations_digest,
     processor_policy,
     queue_policy,
@@ -34,6 +35,7 @@ ARNS = {
     "secret_key_arn": "arn:aws:kms:us-east-1:1:key/db",
     "queue_arn": "arn:aws:sqs:us-east-1:1:q",
     "log_group_arn": "arn:aws:logs:us-east-1:1:log-group:/aws/lambda/f",
+    "database_user_arn": "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/dataplatform_processor",
 }
 LAKE = LakeSettings(
     force_destroy=False,
@@ -208,3 +210,11 @@ def test_connection_secret_uses_the_rds_key_names() -> None:
 def test_parameters_force_tls() -> None:
     # Rule: rds.force_ssl=1.
     assert {"name": "rds.force_ssl", "value": "1"} in parameters()
+
+
+def test_db_user_arn_names_one_user_of_one_instance() -> None:
+    # Rule: the db-user ARN of the Service Authorization Reference, by DbiResourceId.
+    arn = db_user_arn(
+        region="eu-west-1", account_id="123456789012", resource_id="db-ABCDEF", user="loader"
+    )
+    assert arn == "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEF/loader"
