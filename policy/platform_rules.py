@@ -273,6 +273,17 @@ def check_parameter_group_force_ssl(resource_type: str, props: Props, stack: str
     return []
 
 
+def check_database_iam_authentication(resource_type: str, props: Props, stack: str) -> list[str]:
+    """IAM database authentication is on (checkov CKV_AWS_161): applications log in with
+    short-lived IAM tokens scoped to one database user, not with a stored password."""
+    if props.get("iamDatabaseAuthenticationEnabled") is not True:
+        return [
+            "iamDatabaseAuthenticationEnabled must be true (the processor logs in with IAM "
+            "tokens as its own database user)"
+        ]
+    return []
+
+
 def check_database_prod_protections(resource_type: str, props: Props, stack: str) -> list[str]:
     """In prod: deletion protection, Multi-AZ, a final snapshot and 7+ days of backups."""
     if not is_prod(stack, props):
@@ -398,6 +409,12 @@ RULES: tuple[Rule, ...] = (
         "RDS instances are private, encrypted and use a parameter group that requires TLS.",
         frozenset({DB_INSTANCE}),
         check_database_exposure,
+    ),
+    Rule(
+        "rds-iam-auth",
+        "RDS instances accept IAM database authentication (CKV_AWS_161).",
+        frozenset({DB_INSTANCE}),
+        check_database_iam_authentication,
     ),
     Rule(
         "rds-force-ssl",

@@ -181,6 +181,22 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         "parameter group",
     ),
     (
+        "rds-iam-auth",
+        "dev",
+        rules.DB_INSTANCE,
+        None,
+        _delete("iamDatabaseAuthenticationEnabled"),
+        "iam",
+    ),
+    (
+        "rds-iam-auth",
+        "prod",
+        rules.DB_INSTANCE,
+        None,
+        _set("iamDatabaseAuthenticationEnabled", False),
+        "iamDatabaseAuthenticationEnabled must be true",
+    ),
+    (
         "rds-force-ssl",
         "prod",
         rules.DB_PARAMETER_GROUP,
