@@ -146,6 +146,14 @@ def test_an_undeclared_key_is_refused_with_the_nearest_declared_one(tmp_path: Pa
     assert "dataplatform:somethingElse is not a setting of this program (fix" in message
 
 
+def test_iam_authentication_is_no_longer_a_choice(tmp_path: Path) -> None:
+    # Rule: the processor logs in with IAM tokens, so a stack may not turn them off; the former
+    # setting is refused with the command that removes it.
+    with pytest.raises(SettingsError) as failure:
+        _parse(tmp_path, dbIamAuthentication="false")
+    assert "fix: pulumi config rm dbIamAuthentication -s dev" in str(failure.value)
+
+
 def test_a_secret_key_held_in_plaintext_is_refused(tmp_path: Path) -> None:
     # Rule: the program refuses what `pulumi config` would, a secret key not held encrypted.
     bundle = write_bundle(tmp_path / "processor.zip")
