@@ -1,23 +1,31 @@
 """The processor's database role on a real PostgreSQL: it can do a whole load and nothing else.
 
 Migration 0004 creates `dataplatform_processor` (etl.contract.PROCESSOR_DB_USER); locally it logs
-in with a password (pgserver cannot check IAM tokens), exactly as it is granted on RDS."""
+in with a password (pgserver cannot check IAM tokens), exactly as it is granted on RDS. One test
+runs the deployed login path: a boto3 token, over TLS, as that role's password."""
 
 from __future__ import annotations
 
+import select
+import socket
+import ssl
+import struct
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 from psycopg import errors, sql
 
-from dataplatform.demo.embedded import EmbeddedPostgres
+from dataplatform.demo.embedded import LOOPBACK, EmbeddedPostgres, set_processor_password
 from etl.contract import PROCESSOR_DB_USER
-from etl.database import DbCredentials
-from etl.handler import handler
+from etl.database import Database, DbCredentials, IamTokenCredentials, SecretsManagerCredentials
+from etl.handler import Runtime, handler
 from etl.loader import ensure_partitions
 from etl.migrate import migrate_url
 from tests.integration.conftest import Platform, parquet_bytes, yellow_rows
@@ -172,3 +180,152 @@ def test_rds_iam_is_granted_when_the_server_has_it(pg: EmbeddedPostgres) -> None
             )
             admin.execute("DROP ROLE rds_iam")
     assert member == (True,)
+
+
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+"""PostgreSQL's SSLRequest packet: what libpq sends first when sslmode asks for TLS."""
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key, valid for an hour."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.crt", directory / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class TlsFront:
+    """A PostgreSQL front end that speaks TLS, as RDS does, for pgserver, whose build has no
+    TLS: it answers libpq's SSLRequest, completes the handshake, and relays the session in
+    plaintext to the server. What each client sent in the clear before TLS is recorded."""
+
+    def __init__(self, target_port: int, cert: Path, key: Path) -> None:
+        self.target_port = target_port
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server((LOOPBACK, 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.cleartext: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        first = client.recv(8)
+        self.cleartext.append(first)
+        if first != SSL_REQUEST:
+            client.close()
+            return
+        client.sendall(b"S")
+        secure = self.context.wrap_socket(client, server_side=True)
+        upstream = socket.create_connection((LOOPBACK, self.target_port))
+        with secure, upstream:
+            while True:
+                ready: list[socket.socket] = [secure] if secure.pending() else []
+                if not ready:
+                    ready, _, _ = select.select([secure, upstream], [], [], 30)
+                    if not ready:
+                        return
+                for source in ready:
+                    sink = upstream if source is secure else secure
+                    try:
+                        data = source.recv(65536)
+                    except ssl.SSLWantReadError:
+                        continue
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    sink.sendall(data)
+
+
+@pytest.fixture
+def tls_front(pg: EmbeddedPostgres, tmp_path: Path) -> Iterator[TlsFront]:
+    """TLS in front of the session's server, on a port of its own."""
+    front = TlsFront(pg.port, *_self_signed(tmp_path))
+    try:
+        yield front
+    finally:
+        front.close()
+
+
+def test_a_load_logs_in_with_an_iam_token_over_tls(
+    platform: Platform,
+    pg: EmbeddedPostgres,
+    tls_front: TlsFront,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The deployed path end to end, as far as it runs offline: boto3 signs a token (inside the
+    # client: moto's endpoint sees no request), libpq sends it over TLS as the password of the
+    # processor's role, and the load runs. PostgreSQL cannot verify a SigV4 signature the way
+    # RDS does, so the role's password is set to the token, standing in for that check.
+    credentials = IamTokenCredentials(
+        boto3.client("rds"),
+        host=LOOPBACK,
+        port=tls_front.port,
+        user=PROCESSOR_DB_USER,
+        dbname=platform.name,
+    )
+    token = credentials.get().password
+    secrets = boto3.client("secretsmanager")
+    runtime = Runtime(
+        s3=boto3.client("s3"),
+        database=Database(credentials),
+        admin=Database(SecretsManagerCredentials(secrets, platform.admin_secret_arn)),
+    )
+    with psycopg.connect(pg.url(), autocommit=True) as admin:
+        set_processor_password(admin, token)
+    try:
+        platform.put_raw("yellow_tripdata_2024-01.parquet", parquet_bytes(yellow_rows(6)))
+        result = runtime.handle(platform.receive_event())
+        session = platform.query(
+            "SELECT usename FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [platform.name, "dataplatform-processor"],
+        )
+        runtime.close()
+    finally:
+        pg.enable_processor_login()
+
+    assert result == {"batchItemFailures": []}
+    assert session == [(PROCESSOR_DB_USER,)]
+    # Every connection asked for TLS before anything else (the token went inside it).
+    assert tls_front.cleartext == [SSL_REQUEST]
+    assert credentials.tokens == 1
+    assert platform.scalar("SELECT count(*) FROM taxi.trips") == 6
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err + caplog.text
