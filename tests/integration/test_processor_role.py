@@ -6,6 +6,7 @@ runs the deployed login path: a boto3 token, over TLS, as that role's password."
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import ssl
@@ -32,7 +33,7 @@ from tests.integration.conftest import Platform, parquet_bytes, yellow_rows
 
 
 def _as_processor(pg: EmbeddedPostgres, dbname: str) -> psycopg.Connection[Any]:
-    credentials = DbCredentials(**{**pg.processor_secret(dbname), "port": pg.port})  # type: ignore[arg-type]
+    credentials = DbCredentials.from_secret_string(json.dumps(pg.processor_secret(dbname)))
     return psycopg.connect(**credentials.connect_kwargs(), autocommit=True)
 
 
