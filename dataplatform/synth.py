@@ -333,8 +333,8 @@ def render_mermaid(run: ProgramRun, *, stack: str, bundle: Mapping[str, Any]) ->
     return "\n".join(lines) + "\n"
 
 
-def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_ROOT) -> str:
-    """Run the program of `root` for `stack` under mocks and render it in `output_format`."""
+def run_stack(stack: str, *, root: Path = PROJECT_ROOT) -> tuple[ProgramRun, dict[str, Any]]:
+    """Run the program of `root` for `stack` under mocks: the run and the bundle it used."""
     config = load_stack_config(root, stack)
     with _bundle_for(config, root) as (usable, bundle):
         try:
@@ -347,6 +347,13 @@ def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_RO
             )
         except SettingsError as error:
             raise SynthError(str(error)) from None
+    return run, bundle
+
+
+def synth(stack: str, output_format: Format = "json", *, root: Path = PROJECT_ROOT) -> str:
+    """Run the program of `root` for `stack` under mocks and render it in `output_format`."""
+    config = load_stack_config(root, stack)
+    run, bundle = run_stack(stack, root=root)
     if output_format == "mermaid":
         return render_mermaid(run, stack=stack, bundle=bundle)
     return render_json(manifest(run, project=config.project, stack=stack, bundle=bundle))
