@@ -19,10 +19,16 @@ from pathlib import Path
 import pulumi
 
 from components.data_lake import DataLake, DataLakeArgs
-from components.database import Database, DatabaseArgs
-from components.kms import stack_key_policy_output
-from components.network import Network, NetworkArgs
-from components.processor import Processor, ProcessorArgs
+from components.database import Database, DatabaseArgs, log_group_name
+from components.kms import log_key_policy_output, stack_key_policy_output
+from components.log_key import LogKey, LogKeyArgs
+from components.network import Network, NetworkArgs, flow_log_group_name
+from components.processor import (
+    CodeSigningPolicy,
+    Processor,
+    ProcessorArgs,
+    function_log_group_name,
+)
 from components.settings import load_settings
 from etl.core.settings import json_problem
 
@@ -30,13 +36,49 @@ ROOT = Path(__file__).resolve().parent
 settings = load_settings(pulumi.Config(), root=ROOT, thresholds_problem=json_problem)
 prefix, tags = settings.name_prefix, settings.tags
 
-network = Network("network", NetworkArgs(prefix, settings.network.vpc_cidr, tags))
 # The keys' policy admits the stack's deploy role from CreateKey on (components/kms.py).
 key_policy = stack_key_policy_output(settings.project, settings.stack)
+# Every log group is encrypted with one key, which CloudWatch Logs may use for these only.
+log_groups = [
+    flow_log_group_name(prefix),
+    log_group_name(f"{prefix}-db", ""),
+    function_log_group_name(f"{prefix}-processor"),
+]
+log_key = LogKey(
+    "logs",
+    LogKeyArgs(
+        prefix,
+        log_key_policy_output(settings.project, settings.stack, log_groups),
+        tags,
+        protect=settings.protect_stateful,
+    ),
+)
+network = Network(
+    "network",
+    NetworkArgs(
+        prefix,
+        settings.network.vpc_cidr,
+        tags,
+        log_key_arn=log_key.key_arn,
+        log_retention_days=settings.log_retention_days,
+    ),
+)
 lake = DataLake(
     "lake",
     DataLakeArgs(
-        prefix, settings.lake, tags, key_policy=key_policy, protect=settings.protect_stateful
+        prefix,
+        settings.lake,
+        tags,
+        key_policy=key_policy,
+        protect=settings.protect_stateful,
+        log_retention_days=settings.log_retention_days,
+        replica_key_policy=(
+            stack_key_policy_output(
+                settings.project, settings.stack, region=settings.lake.replica_region
+            )
+            if settings.lake.replica_region
+            else None
+        ),
     ),
 )
 database = Database(
@@ -49,6 +91,7 @@ database = Database(
         client_security_group_id=network.processor_security_group_id,
         log_retention_days=settings.log_retention_days,
         tags=tags,
+        log_key_arn=log_key.key_arn,
         key_policy=key_policy,
         protect=settings.protect_stateful,
     ),
@@ -64,6 +107,7 @@ processor = Processor(
         secret_arn=database.secret_arn,
         secret_key_arn=database.kms_key_arn,
         subnet_ids=network.private_subnet_ids,
+        vpc_id=network.vpc_id,
         security_group_id=network.processor_security_group_id,
         database_resource_id=database.resource_id,
         database_address=database.address,
@@ -77,6 +121,10 @@ processor = Processor(
         log_retention_days=settings.log_retention_days,
         alarm_topic_arn=settings.alarm_topic_arn,
         tags=tags,
+        log_key_arn=log_key.key_arn,
+        code_signing_policy=(
+            CodeSigningPolicy.ENFORCE if settings.protect_stateful else CodeSigningPolicy.WARN
+        ),
         migrations_depend_on=[database, *network.egress_ready],
     ),
 )

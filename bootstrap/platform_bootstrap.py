@@ -31,13 +31,21 @@ import pulumi_random as random
 
 # The state bucket gets the lake bucket's guard rail, from the same function; the stack's keys
 # admit the deploy role by the name given here.
-from components.data_lake import tls_only_policy
+from components.buckets import (
+    AccessLogBucket,
+    AccessLogBucketArgs,
+    BucketReplica,
+    BucketReplicaArgs,
+    tls_only_policy,
+)
 from components.kms import deploy_role_name
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_ENVIRONMENTS = ("dev", "prod")
+ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+"""The one managed policy a deploy role may attach (to its stack's RDS monitoring role)."""
 DRIFT_ENVIRONMENT = "environment:drift"
 """The GitHub environment of the daily drift check (.github/workflows/drift.yml), whose tokens the
 preview role also trusts: it runs `pulumi preview --refresh`, read-only like a PR's preview."""
@@ -52,6 +60,7 @@ _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 
 Document = dict[str, Any]
 
@@ -79,6 +88,11 @@ class BootstrapSettings:
     """`platformProject`: the platform's Pulumi project name (state paths, tags, names)."""
     create_oidc_provider: bool = True
     """`createOidcProvider`: false when the account already has GitHub's OIDC provider."""
+    replica_region: str = "us-west-2"
+    """`replicaRegion`: the region the state bucket is replicated to, and where the platform's
+    prod stack replicates raw/ (its deploy role may create keys there); not the stack's region."""
+    log_retention_days: int = 365
+    """`logRetentionDays`: days the state bucket's server access logs are kept."""
 
     @property
     def repository(self) -> str:
@@ -115,7 +129,23 @@ def validate_settings(settings: BootstrapSettings) -> BootstrapSettings:
             )
     if len(set(settings.environments)) != len(settings.environments):
         raise BootstrapConfigError("environments lists a name twice")
+    if not _REGION.match(settings.replica_region):
+        raise BootstrapConfigError(
+            f"replicaRegion {settings.replica_region!r} is not an AWS region (e.g. us-west-2); "
+            "set it with `pulumi config set replicaRegion <region>`"
+        )
+    if settings.log_retention_days < 1:
+        raise BootstrapConfigError("logRetentionDays must be at least 1")
     return settings
+
+
+def check_replica_region(settings: BootstrapSettings, region: str) -> None:
+    """The replica must be in another region than the state bucket."""
+    if settings.replica_region == region:
+        raise BootstrapConfigError(
+            f"replicaRegion must differ from aws:region ({region}); set it with "
+            "`pulumi config set replicaRegion <another region>`"
+        )
 
 
 def load_settings(config: pulumi.Config) -> BootstrapSettings:
@@ -135,6 +165,8 @@ def load_settings(config: pulumi.Config) -> BootstrapSettings:
             environments=tuple(environments) if environments else DEFAULT_ENVIRONMENTS,
             project=config.get("platformProject") or "dataplatform",
             create_oidc_provider=config.get_bool("createOidcProvider") is not False,
+            replica_region=config.get("replicaRegion") or "us-west-2",
+            log_retention_days=config.get_int("logRetentionDays") or 365,
         )
     )
 
@@ -221,7 +253,7 @@ def _statement(sid: str, actions: Sequence[str], resources: Sequence[str] | str)
     }
 
 
-def _in_region(statement: Document, region: str) -> Document:
+def _in_region(statement: Document, region: str | list[str]) -> Document:
     return {**statement, "Condition": {"StringEquals": {"aws:RequestedRegion": region}}}
 
 
@@ -269,6 +301,7 @@ def deploy_policy(
     bucket_arn: str,
     state_key_arn: str,
     secrets_key_arn: str,
+    replica_region: str | None = None,
 ) -> str:
     """What `pulumi up` of one platform stack needs, and no more than the docs say.
 
@@ -283,9 +316,12 @@ def deploy_policy(
     - IAM: create, change and pass only roles tagged with the stack (passed to Lambda only),
       and RDS's service-linked role. Nothing else in IAM, so no escalation beyond the stack.
     - State: its own stack's objects and the two bootstrap keys.
+    - `replica_region` (prod's raw/ replica): its keys and aliases may be created there too.
     """
     prefix = f"{project}-{stack}"
     arn = f"arn:aws:%s:{region}:{account}:%s"
+    regions = [region, *([replica_region] if replica_region else [])]
+    signer = f"arn:aws:signer:{region}:{account}:"
     statements: list[Document] = [
         _in_region(
             _statement(
@@ -355,6 +391,7 @@ def deploy_policy(
                 "s3:PutLifecycleConfiguration",
                 "s3:GetAccelerateConfiguration",
                 "s3:GetReplicationConfiguration",
+                "s3:PutReplicationConfiguration",
             ],
             [f"arn:aws:s3:::{prefix}-*"],
         ),
@@ -388,9 +425,42 @@ def deploy_policy(
                 "lambda:TagResource",
                 "lambda:UntagResource",
                 "lambda:InvokeFunction",
+                "lambda:PutFunctionCodeSigningConfig",
+                "lambda:DeleteFunctionCodeSigningConfig",
             ],
             [arn % ("lambda", f"function:{prefix}-*")],
         ),
+        # Code-signing configs are named by an id Lambda assigns; creating one has no resource.
+        _in_region(
+            _statement("CreateCodeSigningConfigs", ["lambda:CreateCodeSigningConfig"], "*"), region
+        ),
+        _statement(
+            "ManageCodeSigningConfigs",
+            [
+                "lambda:GetCodeSigningConfig",
+                "lambda:UpdateCodeSigningConfig",
+                "lambda:DeleteCodeSigningConfig",
+                "lambda:TagResource",
+                "lambda:UntagResource",
+                "lambda:ListTags",
+            ],
+            [arn % ("lambda", "code-signing-config:*")],
+        ),
+        # Signer names profiles with letters, digits and underscores only.
+        _statement(
+            "ManageSigningProfile",
+            [
+                "signer:PutSigningProfile",
+                "signer:GetSigningProfile",
+                "signer:CancelSigningProfile",
+                "signer:StartSigningJob",
+                "signer:TagResource",
+                "signer:UntagResource",
+                "signer:ListTagsForResource",
+            ],
+            [f"{signer}/signing-profiles/{prefix.replace('-', '_')}_*"],
+        ),
+        _statement("ReadSigningJobs", ["signer:DescribeSigningJob"], [f"{signer}/signing-jobs/*"]),
         _in_region(
             _statement(
                 "ManageEventSourceMappings",
@@ -445,10 +515,13 @@ def deploy_policy(
                 "logs:UntagResource",
                 "logs:TagLogGroup",
                 "logs:UntagLogGroup",
+                "logs:AssociateKmsKey",
+                "logs:DisassociateKmsKey",
             ],
             [
                 arn % ("logs", f"log-group:/aws/lambda/{prefix}-*"),
                 arn % ("logs", f"log-group:/aws/rds/instance/{prefix}-*"),
+                arn % ("logs", f"log-group:/aws/vpc/{prefix}-*"),
             ],
         ),
         _in_region(_statement("DescribeLogGroups", ["logs:DescribeLogGroups"], "*"), region),
@@ -474,15 +547,18 @@ def deploy_policy(
         {
             **_statement("CreateStackKeys", ["kms:CreateKey", "kms:TagResource"], "*"),
             "Condition": {
-                "StringEquals": {"aws:RequestTag/Stack": stack, "aws:RequestedRegion": region}
+                "StringEquals": {"aws:RequestTag/Stack": stack, "aws:RequestedRegion": regions}
             },
         },
         _statement(
             "ManageStackKeyAliases",
             ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-            [arn % ("kms", f"alias/{prefix}-*")],
+            [f"arn:aws:kms:{r}:{account}:alias/{prefix}-*" for r in regions],
         ),
-        _in_region(_statement("ListKeys", ["kms:ListAliases", "kms:ListKeys"], "*"), region),
+        {
+            **_statement("ListKeys", ["kms:ListAliases", "kms:ListKeys"], "*"),
+            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+        },
         {
             **_statement("CreateStackRoles", ["iam:CreateRole", "iam:TagRole"], "*"),
             "Condition": {"StringEquals": {"aws:RequestTag/Stack": stack}},
@@ -522,6 +598,36 @@ def deploy_policy(
         },
         {
             **_statement(
+                "PassStackRolesToPlatformServices",
+                ["iam:PassRole"],
+                f"arn:aws:iam::{account}:role/*",
+            ),
+            "Condition": {
+                "StringEquals": {
+                    "iam:ResourceTag/Stack": stack,
+                    "iam:PassedToService": [
+                        "monitoring.rds.amazonaws.com",
+                        "s3.amazonaws.com",
+                        "vpc-flow-logs.amazonaws.com",
+                    ],
+                }
+            },
+        },
+        {
+            **_statement(
+                "AttachEnhancedMonitoringPolicy",
+                ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+                f"arn:aws:iam::{account}:role/*",
+            ),
+            "Condition": {
+                "StringEquals": {
+                    "iam:ResourceTag/Stack": stack,
+                    "iam:PolicyARN": ENHANCED_MONITORING_POLICY,
+                }
+            },
+        },
+        {
+            **_statement(
                 "RdsServiceLinkedRole",
                 ["iam:CreateServiceLinkedRole"],
                 f"arn:aws:iam::{account}:role/aws-service-role/rds.amazonaws.com/*",
@@ -534,7 +640,14 @@ def deploy_policy(
 
 
 def preview_policy(
-    *, region: str, project: str, bucket_arn: str, state_key_arn: str, secrets_key_arn: str
+    *,
+    region: str,
+    project: str,
+    bucket_arn: str,
+    state_key_arn: str,
+    secrets_key_arn: str,
+    account: str,
+    replica_region: str | None = None,
 ) -> str:
     """What `pulumi preview` needs: read the state, decrypt config secrets, read metadata.
 
@@ -562,16 +675,30 @@ def preview_policy(
                 ],
                 "*",
             ),
-            region,
+            [region, *([replica_region] if replica_region else [])],
         ),
-        _statement("ReadRoles", ["iam:GetRole", "iam:GetRolePolicy"], "*"),
-        *refresh_statements(region, project),
+        _project_roles(
+            _statement("ReadRoles", ["iam:GetRole", "iam:GetRolePolicy"], "*"), account, project
+        ),
+        *refresh_statements(region, project, account, replica_region),
         *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, None),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def refresh_statements(region: str, project: str) -> list[Document]:
+def _project_roles(statement: Document, account: str, project: str) -> Document:
+    """`statement` on the account's roles tagged with the project only (the platform's roles
+    are tagged so; some are named by the provider, so a name pattern would not cover them)."""
+    return {
+        **statement,
+        "Resource": [f"arn:aws:iam::{account}:role/*"],
+        "Condition": {"StringEquals": {"iam:ResourceTag/Project": project}},
+    }
+
+
+def refresh_statements(
+    region: str, project: str, account: str, replica_region: str | None = None
+) -> list[Document]:
     """The metadata reads a refresh adds to a preview (the drift check's `--refresh`).
 
     Written from the AWS provider's read of each resource type the platform declares: the
@@ -609,6 +736,7 @@ def refresh_statements(region: str, project: str) -> list[Document]:
             _statement(
                 "RefreshPlatformMetadata",
                 [
+                    "lambda:GetCodeSigningConfig",
                     "lambda:GetEventSourceMapping",
                     "lambda:GetFunction",
                     "lambda:GetFunctionCodeSigningConfig",
@@ -624,13 +752,20 @@ def refresh_statements(region: str, project: str) -> list[Document]:
                     "secretsmanager:GetResourcePolicy",
                     "sqs:GetQueueUrl",
                     "cloudwatch:ListTagsForResource",
+                    "signer:DescribeSigningJob",
+                    "signer:GetSigningProfile",
+                    "signer:ListTagsForResource",
                 ],
                 "*",
             ),
-            region,
+            [region, *([replica_region] if replica_region else [])],
         ),
-        _statement(
-            "RefreshRolePolicies", ["iam:ListAttachedRolePolicies", "iam:ListRolePolicies"], "*"
+        _project_roles(
+            _statement(
+                "RefreshRolePolicies", ["iam:ListAttachedRolePolicies", "iam:ListRolePolicies"], "*"
+            ),
+            account,
+            project,
         ),
     ]
 
@@ -661,6 +796,7 @@ def deploy(settings: BootstrapSettings) -> None:
     """Create the bootstrap resources and export what the repository settings need."""
     identity = aws.get_caller_identity()
     region = aws.get_region().region
+    check_replica_region(settings, region)
     account = identity.account_id
     project = settings.project
     tags = {"Project": project, "ManagedBy": "pulumi", "Stack": "bootstrap"}
@@ -710,7 +846,7 @@ def deploy(settings: BootstrapSettings) -> None:
         ignore_public_acls=True,
         restrict_public_buckets=True,
     )
-    aws.s3.BucketVersioning(
+    versioning = aws.s3.BucketVersioning(
         "state-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
     )
     aws.s3.BucketServerSideEncryptionConfiguration(
@@ -740,6 +876,7 @@ def deploy(settings: BootstrapSettings) -> None:
         ],
     )
     aws.s3.BucketPolicy("state-policy", bucket=bucket.id, policy=bucket.arn.apply(tls_only_policy))
+    _state_guards(settings, bucket, suffix, state_key, versioning, account, region, tags)
 
     if settings.create_oidc_provider:
         provider_arn: pulumi.Output[str] = aws.iam.OpenIdConnectProvider(
@@ -771,11 +908,13 @@ def deploy(settings: BootstrapSettings) -> None:
         role=preview_role.id,
         policy=keys.apply(
             lambda k: preview_policy(
+                account=account,
                 region=region,
                 project=project,
                 bucket_arn=k[0],
                 state_key_arn=k[1],
                 secrets_key_arn=k[2],
+                replica_region=settings.replica_region,
             )
         ),
     )
@@ -794,6 +933,54 @@ def deploy(settings: BootstrapSettings) -> None:
     pulumi.export("previewRoleArn", preview_role.arn)
     pulumi.export("deployRoleArns", deploy_roles)
     pulumi.export("awsRegion", region)
+
+
+def _state_guards(
+    settings: BootstrapSettings,
+    bucket: aws.s3.Bucket,
+    suffix: random.RandomId,
+    state_key: aws.kms.Key,
+    versioning: aws.s3.BucketVersioning,
+    account: str,
+    region: str,
+    tags: dict[str, str],
+) -> None:
+    """The state bucket's server access logs and its replica in `settings.replica_region`
+    (components/buckets.py: the lake's guards, from the same code)."""
+    project = settings.project
+    logs = AccessLogBucket(
+        "state-access-logs",
+        AccessLogBucketArgs(
+            bucket_name=suffix.hex.apply(lambda hex_: f"{project}-state-access-logs-{hex_}"),
+            source_bucket_arns=[bucket.arn],
+            retention_days=settings.log_retention_days,
+            tags=tags,
+            protect=True,
+        ),
+    )
+    aws.s3.BucketLogging(
+        "state-logging",
+        bucket=bucket.id,
+        target_bucket=logs.bucket_name,
+        target_prefix="state/",
+        opts=pulumi.ResourceOptions(depends_on=[logs]),
+    )
+    BucketReplica(
+        "state-replica",
+        BucketReplicaArgs(
+            name_prefix=f"{project}-pulumi",
+            region=settings.replica_region,
+            source_region=region,
+            source_bucket_name=bucket.bucket,
+            source_bucket_arn=bucket.arn,
+            source_key_arn=state_key.arn,
+            key_policy=key_policy(account),
+            tags=tags,
+            noncurrent_version_expiration_days=STATE_VERSION_EXPIRATION_DAYS,
+            protect=True,
+            depends_on=[versioning],
+        ),
+    )
 
 
 def _deploy_role(
@@ -820,6 +1007,7 @@ def _deploy_role(
             bucket_arn=bucket_arn,
             state_key_arn=state_key_arn,
             secrets_key_arn=secrets_key_arn,
+            replica_region=settings.replica_region,
         )
 
     role = aws.iam.Role(

@@ -7,7 +7,6 @@ may read `raw/` and write the other zones, nothing more). Lifecycle rules are pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +14,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.buckets import (
+    AccessLogBucket,
+    AccessLogBucketArgs,
+    BucketReplica,
+    BucketReplicaArgs,
+    tls_only_policy,
+)
 from components.kms import stateful
 from components.settings import LakeSettings
 from etl.contract import Zone
@@ -39,35 +45,13 @@ class DataLakeArgs:
     protect: bool = False
     """Protect the bucket and the key (prod): Pulumi refuses to delete or replace them, and a
     `pulumi destroy` leaves them in the account (`retain_on_delete`). Default false (dev)."""
+    log_retention_days: int = 90
+    """Days the bucket's server access logs are kept (the stack's log retention)."""
+    replica_key_policy: pulumi.Input[str] | None = None
+    """The replica key's policy, for `settings.replica_region`; required when that is set."""
 
 
-def tls_only_policy(bucket_arn: str) -> str:
-    """A bucket policy denying every request that is not made over TLS 1.2 or later."""
-    resources = [bucket_arn, f"{bucket_arn}/*"]
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": resources,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": resources,
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                },
-            ],
-        },
-        sort_keys=True,
-    )
+__all__ = ["ARTIFACTS_PREFIX", "DataLake", "DataLakeArgs", "lifecycle_rules", "tls_only_policy"]
 
 
 def lifecycle_rules(
@@ -143,10 +127,16 @@ class DataLake(pulumi.ComponentResource):
     ) -> None:
         super().__init__("dataplatform:index:DataLake", name, None, opts)
         key = self._key(name, args)
-        bucket = self._bucket(name, args)
+        suffix = random.RandomId(
+            f"{name}-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self)
+        )
+        bucket = self._bucket(name, args, suffix)
         ownership, public_access = self._access(name, bucket)
-        self._storage(name, args, bucket, key)
+        versioning = self._storage(name, args, bucket, key)
         self._policy(name, bucket, ownership, public_access)
+        self._access_logs(name, args, bucket, suffix)
+        if args.settings.replica_region:
+            self._replica(name, args, bucket, key, versioning)
 
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
@@ -177,11 +167,9 @@ class DataLake(pulumi.ComponentResource):
         )
         return key
 
-    def _bucket(self, name: str, args: DataLakeArgs) -> aws.s3.Bucket:
+    def _bucket(self, name: str, args: DataLakeArgs, suffix: random.RandomId) -> aws.s3.Bucket:
         """The bucket, under a random suffix that makes its name globally unique."""
-        child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
-        suffix = random.RandomId(f"{name}-suffix", byte_length=4, opts=child)
         return aws.s3.Bucket(
             f"{name}-bucket",
             bucket=suffix.hex.apply(lambda hex_: _bucket_name(prefix, hex_)),
@@ -214,7 +202,7 @@ class DataLake(pulumi.ComponentResource):
 
     def _storage(
         self, name: str, args: DataLakeArgs, bucket: aws.s3.Bucket, key: aws.kms.Key
-    ) -> None:
+    ) -> aws.s3.BucketVersioning:
         """Versioning, default KMS encryption and the lifecycle rules."""
         child = pulumi.ResourceOptions(parent=self)
         versioning = aws.s3.BucketVersioning(
@@ -244,6 +232,66 @@ class DataLake(pulumi.ComponentResource):
             rules=lifecycle_rules(args.settings),
             # Noncurrent-version rules only make sense once versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        return versioning
+
+    def _access_logs(
+        self, name: str, args: DataLakeArgs, bucket: aws.s3.Bucket, suffix: random.RandomId
+    ) -> None:
+        """Server access logs of the lake, in a bucket of their own (components/buckets.py)."""
+        prefix = args.name_prefix
+        logs = AccessLogBucket(
+            f"{name}-access-logs",
+            AccessLogBucketArgs(
+                bucket_name=suffix.hex.apply(lambda hex_: f"{prefix}-access-logs-{hex_}"),
+                source_bucket_arns=[bucket.arn],
+                retention_days=args.log_retention_days,
+                tags=args.tags,
+                force_destroy=args.settings.force_destroy,
+                protect=args.protect,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.s3.BucketLogging(
+            f"{name}-logging",
+            bucket=bucket.id,
+            target_bucket=logs.bucket_name,
+            target_prefix="lake/",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )
+
+    def _replica(
+        self,
+        name: str,
+        args: DataLakeArgs,
+        bucket: aws.s3.Bucket,
+        key: aws.kms.Key,
+        versioning: aws.s3.BucketVersioning,
+    ) -> None:
+        """raw/ replicated to the replica region: the one zone nothing can rebuild."""
+        region = args.settings.replica_region
+        if region is None or args.replica_key_policy is None:
+            raise ValueError("a replica needs replica_region and replica_key_policy")
+        source_region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        BucketReplica(
+            f"{name}-replica",
+            BucketReplicaArgs(
+                name_prefix=args.name_prefix,
+                region=region,
+                source_region=source_region,
+                source_bucket_name=bucket.bucket,
+                source_bucket_arn=bucket.arn,
+                source_key_arn=key.arn,
+                key_policy=args.replica_key_policy,
+                tags=args.tags,
+                prefix=Zone.RAW.prefix,
+                storage_class=args.settings.raw_archive_storage_class.value,
+                noncurrent_version_expiration_days=args.settings.noncurrent_version_expiration_days,
+                force_destroy=args.settings.force_destroy,
+                protect=args.protect,
+                depends_on=[versioning],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _policy(

@@ -8,6 +8,7 @@ standard RDS keys (engine, host, port, username, password, dbname) as a secret O
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from components.settings import DatabaseSettings
 
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
+ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+"""AWS's managed policy for the enhanced-monitoring role: writes to the RDSOSMetrics log group
+only (RDS User Guide, "Setting up and enabling Enhanced Monitoring")."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class DatabaseArgs:
     """Retention of the exported PostgreSQL logs (one of CloudWatch's values; default 90)."""
     tags: Mapping[str, str]
     """Tags for every taggable resource."""
+    log_key_arn: pulumi.Input[str] | None = None
+    """The customer-managed key the exported logs' groups are encrypted with (`LogKey`)."""
     key_policy: pulumi.Input[str] | None = None
     """The database key's policy (`components.kms.stack_key_policy`); None keeps AWS's
     default."""
@@ -61,9 +67,36 @@ def connection_secret(
     }
 
 
-def parameters() -> list[aws.rds.ParameterGroupParameterArgsDict]:
-    """Server parameters: refuse any connection that is not TLS."""
-    return [{"name": "rds.force_ssl", "value": "1"}]
+def parameters(log_min_duration_ms: int) -> list[aws.rds.ParameterGroupParameterArgsDict]:
+    """Server parameters: refuse any connection that is not TLS; log every DDL statement,
+    every statement slower than `log_min_duration_ms`, and every connection and disconnection
+    (the exported `postgresql` log, so an audit trail outside the instance). All are dynamic:
+    applied without a reboot."""
+    return [
+        {"name": "log_connections", "value": "1"},
+        {"name": "log_disconnections", "value": "1"},
+        {"name": "log_min_duration_statement", "value": str(log_min_duration_ms)},
+        {"name": "log_statement", "value": "ddl"},
+        {"name": "rds.force_ssl", "value": "1"},
+    ]
+
+
+def monitoring_trust_policy(account: str) -> str:
+    """Only RDS's enhanced monitoring, for this account, may assume the monitoring role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                }
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def final_snapshot_identifier(identifier: str) -> str:
@@ -211,10 +244,11 @@ class Database(pulumi.ComponentResource):
             f"{name}-parameters",
             family=settings.postgres_version.parameter_group_family,
             description=f"{args.name_prefix}: TLS required",
-            parameters=parameters(),
+            parameters=parameters(settings.log_min_duration_ms),
             tags=args.tags,
             opts=child,
         )
+        monitoring_role, *monitoring_role_ready = self._monitoring_role(name, args)
         # Created before the instance so the exported logs get a retention instead of RDS
         # creating the groups itself with "never expire".
         log_groups = [
@@ -222,6 +256,7 @@ class Database(pulumi.ComponentResource):
                 f"{name}-log-{export}",
                 name=log_group_name(identifier, export),
                 retention_in_days=args.log_retention_days,
+                kms_key_id=args.log_key_arn,
                 tags=args.tags,
                 opts=child,
             )
@@ -261,17 +296,42 @@ class Database(pulumi.ComponentResource):
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             # Always on: the processor logs in as its own role with IAM tokens (etl/database.py).
             iam_database_authentication_enabled=True,
+            monitoring_interval=settings.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role.arn,
             tags=args.tags,
             # The identifier is fixed (the log groups are named after it), so a replacement
             # must delete the old instance first; in prod `protect` refuses it altogether.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=log_groups,
+                depends_on=[*log_groups, *monitoring_role_ready],
                 delete_before_replace=True,
                 protect=args.protect,
                 retain_on_delete=args.protect,
             ),
         )
+
+    def _monitoring_role(
+        self, name: str, args: DatabaseArgs
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+        """The role enhanced monitoring publishes OS metrics with, and its one policy."""
+        child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            assume_role_policy=account.apply(monitoring_trust_policy),
+            description=f"{args.name_prefix}: RDS enhanced monitoring",
+            tags=args.tags,
+            opts=child,
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=role.name,
+            policy_arn=ENHANCED_MONITORING_POLICY,
+            opts=child,
+        )
+        return role, attachment
 
     def _secret(
         self,

@@ -46,9 +46,9 @@ alias.go)."""
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 """What S3 (bundle upload, code fetch) and Secrets Manager ask KMS for, with the caller's
 rights."""
-KEY_SERVICES = ("rds", "s3", "secretsmanager")
+KEY_SERVICES = ("lambda", "rds", "s3", "secretsmanager")
 """The services that use the stack's keys on the deploy role's behalf (Lambda fetches the code
-through S3)."""
+through S3, and encrypts the function's environment with the database key)."""
 
 
 def stateful(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:
@@ -60,12 +60,18 @@ def stateful(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:
 
 
 def stack_key_policy_output(
-    project: str, stack: str, opts: pulumi.InvokeOutputOptions | None = None
+    project: str,
+    stack: str,
+    opts: pulumi.InvokeOutputOptions | None = None,
+    region: str | None = None,
 ) -> pulumi.Output[str]:
-    """`stack_key_policy` for this account and region, with the stack's deploy role."""
+    """`stack_key_policy` for this account and region (or `region`, for a replica's key), with
+    the stack's deploy role."""
     account = aws.get_caller_identity_output(opts=opts).account_id
-    region = aws.get_region_output(opts=opts).region
-    return pulumi.Output.all(account, region).apply(
+    region_output = (
+        pulumi.Output.from_input(region) if region else aws.get_region_output(opts=opts).region
+    )
+    return pulumi.Output.all(account, region_output).apply(
         lambda values: stack_key_policy(
             account=values[0],
             region=values[1],
@@ -77,6 +83,69 @@ def stack_key_policy_output(
 def deploy_role_name(project: str, stack: str) -> str:
     """The IAM role CI deploys `stack` with (bootstrap/ creates it; the key policy admits it)."""
     return f"{project}-github-deploy-{stack}"
+
+
+def log_key_policy_output(
+    project: str,
+    stack: str,
+    log_group_prefixes: list[str],
+    opts: pulumi.InvokeOutputOptions | None = None,
+) -> pulumi.Output[str]:
+    """`log_key_policy` for this account and region, with the stack's deploy role."""
+    account = aws.get_caller_identity_output(opts=opts).account_id
+    region = aws.get_region_output(opts=opts).region
+    return pulumi.Output.all(account, region).apply(
+        lambda values: log_key_policy(
+            account=values[0],
+            region=values[1],
+            deploy_role_arn=f"arn:aws:iam::{values[0]}:role/{deploy_role_name(project, stack)}",
+            log_group_prefixes=log_group_prefixes,
+        )
+    )
+
+
+LOG_SERVICE_ACTIONS = (
+    "kms:Decrypt*",
+    "kms:Describe*",
+    "kms:Encrypt*",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+)
+"""What CloudWatch Logs asks of a log group's key (CloudWatch Logs User Guide, "Encrypt log data
+in CloudWatch Logs using AWS Key Management Service", step 2: the key policy)."""
+
+
+def log_key_policy(
+    *, account: str, region: str, deploy_role_arn: str, log_group_prefixes: list[str]
+) -> str:
+    """The policy of the stack's log key: administered as the stack's other keys, used only by
+    CloudWatch Logs in this region, and only for the stack's own log groups: the encryption
+    context CloudWatch Logs sends (`kms:EncryptionContext:aws:logs:arn`, the log group's ARN)
+    must match one of `log_group_prefixes` (CloudWatch Logs User Guide, "Encrypt log data in
+    CloudWatch Logs using AWS KMS")."""
+    document = json.loads(
+        stack_key_policy(account=account, region=region, deploy_role_arn=deploy_role_arn)
+    )
+    # The deploy role never encrypts log data itself: only the management statement stays.
+    document["Statement"] = [
+        statement
+        for statement in document["Statement"]
+        if statement["Sid"] in {"AccountAdministersThroughIam", "DeployRoleManagesKey"}
+    ]
+    groups = [
+        f"arn:aws:logs:{region}:{account}:log-group:{prefix}*" for prefix in log_group_prefixes
+    ]
+    document["Statement"].append(
+        {
+            "Sid": "CloudWatchLogsEncryptsStackLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": list(LOG_SERVICE_ACTIONS),
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": groups}},
+        }
+    )
+    return json.dumps(document, sort_keys=True)
 
 
 def stack_key_policy(*, account: str, region: str, deploy_role_arn: str) -> str:

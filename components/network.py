@@ -10,6 +10,7 @@ database rule (5432) belongs to the Database component, which owns the other end
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +37,68 @@ class NetworkArgs:
     10.40.0.0/16)."""
     tags: Mapping[str, str]
     """Tags for every resource (default: the stack's tags)."""
+    log_key_arn: pulumi.Input[str]
+    """The customer-managed key the flow log group is encrypted with (`LogKey`)."""
+    log_retention_days: int
+    """Retention of the flow log group (one of CloudWatch's values; default 90)."""
+
+
+FLOW_LOG_TRAFFIC = "ALL"
+"""Accepted and rejected traffic: rejects are what an investigation looks for first."""
+
+
+def flow_log_group_name(name_prefix: str) -> str:
+    """The log group the VPC's flow logs go to."""
+    return f"/aws/vpc/{name_prefix}-flow-logs"
+
+
+def flow_log_trust_policy(account: str, region: str) -> str:
+    """Only VPC Flow Logs, for flow logs of this account and region, may assume the role (the
+    confused-deputy conditions of the VPC User Guide, "IAM role for publishing flow logs to
+    CloudWatch Logs")."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:vpc-flow-log/*"
+                        },
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def flow_log_policy(log_group_arn: str) -> str:
+    """The flow log role writes to its one log group (the VPC User Guide's policy, with the
+    group created here, so without logs:CreateLogGroup and on this group only)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "WriteFlowLogs",
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogGroups",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                    ],
+                    "Resource": [log_group_arn, f"{log_group_arn}:*"],
+                }
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def private_subnet_cidrs(vpc_cidr: str, count: int = SUBNET_COUNT) -> list[str]:
@@ -97,6 +160,7 @@ class Network(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke).region
         zones = aws.get_availability_zones_output(state="available", opts=invoke).zone_ids
         vpc = self._vpc(name, args)
+        self._flow_logs(name, args, vpc)
         subnets, route_table = self._subnets(name, args, vpc, zones)
         s3_endpoint = self._s3_endpoint(name, args, vpc, route_table, region)
         processor_sg, endpoint_sg, rules = self._security_groups(name, args, vpc, s3_endpoint)
@@ -139,6 +203,47 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         return vpc
+
+    def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
+        """Every accepted and rejected flow of the VPC, to an encrypted log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=flow_log_group_name(args.name_prefix),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs-role",
+            assume_role_policy=pulumi.Output.all(account, region).apply(
+                lambda values: flow_log_trust_policy(values[0], values[1])
+            ),
+            description=f"{args.name_prefix}: VPC flow logs to CloudWatch Logs",
+            tags=args.tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-flow-logs-policy",
+            role=role.id,
+            policy=log_group.arn.apply(flow_log_policy),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type=FLOW_LOG_TRAFFIC,
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=600,
+            tags=_named(args.tags, f"{args.name_prefix}-flow-log"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
 
     def _subnets(
         self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, zones: pulumi.Output[list[str]]

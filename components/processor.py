@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import pulumi
@@ -51,16 +52,38 @@ QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 ALARM_PERIOD_SECONDS = 300
 
-# The actions Lambda needs to attach the function to the VPC. EC2 does not support resource-level
-# permissions for them (the interfaces do not exist yet), so they are the only ones on "*".
-VPC_ACCESS_ACTIONS = (
+# The actions Lambda needs to attach the function to the VPC (AWSLambdaVPCAccessExecutionRole).
+# Per the Service Authorization Reference ("Actions defined by Amazon EC2"), CreateNetworkInterface
+# authorizes a network-interface, a subnet and security groups; DeleteNetworkInterface,
+# AssignPrivateIpAddresses and UnassignPrivateIpAddresses a network-interface; all of them with
+# the ec2:Vpc condition key. Only the two Describe actions have no resource type: they alone
+# are on "*".
+VPC_INTERFACE_ACTIONS = (
     "ec2:AssignPrivateIpAddresses",
-    "ec2:CreateNetworkInterface",
     "ec2:DeleteNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
     "ec2:UnassignPrivateIpAddresses",
 )
+VPC_CREATE_ACTIONS = ("ec2:CreateNetworkInterface",)
+VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+VPC_ACCESS_ACTIONS = tuple(
+    sorted((*VPC_INTERFACE_ACTIONS, *VPC_CREATE_ACTIONS, *VPC_DESCRIBE_ACTIONS))
+)
+# X-Ray's PutTraceSegments and PutTelemetryRecords have no resource types (Service Authorization
+# Reference, "Actions defined by AWS X-Ray"): "*" is the only resource they take.
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+SIGNING_PLATFORM = "AWSLambda-SHA384-ECDSA"
+"""AWS Signer's platform for Lambda code (the only one Lambda code signing accepts)."""
+SIGNATURE_VALIDITY_MONTHS = 60
+"""How long a signature stays valid: past it, Lambda refuses to deploy the signed bundle."""
+SIGNED_PREFIX = f"{ARTIFACTS_PREFIX}processor/signed/"
+"""Where the signing job writes the signed bundle (under artifacts/, outside every zone)."""
+
+
+class CodeSigningPolicy(StrEnum):
+    """What Lambda does with a bundle whose signature does not validate."""
+
+    ENFORCE = "Enforce"
+    WARN = "Warn"
 
 
 @dataclass(frozen=True)
@@ -130,6 +153,10 @@ def processor_policy(
     queue_arn: str,
     log_group_arn: str,
     database_user_arn: str,
+    vpc_arn: str,
+    subnet_arns: Sequence[str],
+    security_group_arn: str,
+    network_interfaces_arn: str,
 ) -> str:
     """The processor role's only permissions, each on the one resource it concerns.
 
@@ -139,7 +166,9 @@ def processor_policy(
     the schema; the code reads it for that action only. A separate migration function with its
     own role would take the master secret out of the processor's reach, at the cost of a second
     function, log group and role per stack (docs/infrastructure.md, Database authentication).
+    `network_interfaces_arn` is `arn:aws:ec2:<region>:<account>:network-interface/*`.
     """
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc_arn}}
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -164,7 +193,22 @@ def processor_policy(
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
                     [f"{log_group_arn}:*"],
                 ),
-                _statement("AttachToVpc", VPC_ACCESS_ACTIONS, ["*"]),
+                {
+                    **_statement(
+                        "CreateInterfacesInOwnSubnets",
+                        VPC_CREATE_ACTIONS,
+                        [network_interfaces_arn, *sorted(subnet_arns), security_group_arn],
+                    ),
+                    "Condition": in_vpc,
+                },
+                {
+                    **_statement(
+                        "ManageInterfacesInOwnVpc", VPC_INTERFACE_ACTIONS, [network_interfaces_arn]
+                    ),
+                    "Condition": in_vpc,
+                },
+                _statement("DescribeNetwork", VPC_DESCRIBE_ACTIONS, ["*"]),
+                _statement("WriteTraces", TRACING_ACTIONS, ["*"]),
             ],
         },
         sort_keys=True,
@@ -252,6 +296,20 @@ def _alarm_actions(topic_arn: str | None) -> list[str]:
     return [topic_arn] if topic_arn else []
 
 
+def _signed_key(signed: Sequence[aws.signer.outputs.SigningJobSignedObject] | None) -> str:
+    """The S3 key of the signed bundle a signing job wrote."""
+    for item in signed or []:
+        for location in item.s3s or []:
+            if location.key:
+                return location.key
+    raise ValueError("the signing job reported no signed object")
+
+
+def function_log_group_name(function_name: str) -> str:
+    """The log group Lambda writes a function's logs to."""
+    return f"/aws/lambda/{function_name}"
+
+
 def _read_existing(paths: Sequence[Path]) -> dict[str, bytes]:
     """The bytes of each of `paths` that is a file, by file name; absent ones are skipped."""
     return {path.name: path.read_bytes() for path in paths if path.is_file()}
@@ -289,6 +347,8 @@ class ProcessorArgs:
     """The KMS key encrypting that secret."""
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets the function runs in (at least two AZs)."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the subnets: the role may manage network interfaces in it only."""
     security_group_id: pulumi.Input[str]
     """The processor's security group."""
     database_resource_id: pulumi.Input[str]
@@ -312,6 +372,11 @@ class ProcessorArgs:
     """SNS topic the alarms notify, or None for alarms without actions."""
     tags: Mapping[str, str]
     """Tags for every taggable resource."""
+    log_key_arn: pulumi.Input[str] | None = None
+    """The customer-managed key the function's log group is encrypted with (`LogKey`)."""
+    code_signing_policy: CodeSigningPolicy = CodeSigningPolicy.ENFORCE
+    """What Lambda does with a bundle that is not signed by the stack's profile: refuse it
+    (Enforce, prod) or deploy it and log a warning (Warn, dev)."""
     migrations_depend_on: Sequence[pulumi.Resource] = ()
     """Resources that must exist before migrating: the Database component and the network
     paths to S3 and Secrets Manager (`Network.egress_ready`); default none."""
@@ -344,8 +409,16 @@ class Processor(pulumi.ComponentResource):
         bundle = self._bundle(name, args, digest)
         log_group = self._log_group(name, args, function_name)
         role, role_policy = self._role(name, args, function_name, queues.queue, log_group)
+        signed_key, signing_config = self._signing(name, args, bundle)
         function = self._function(
-            name, args, function_name, digest, bundle, role, role_policy, log_group
+            name,
+            args,
+            function_name,
+            digest,
+            (bundle, signed_key, signing_config),
+            role,
+            role_policy,
+            log_group,
         )
         self._trigger(name, args, queues.queue, function)
         self._migrations(name, args, function)
@@ -453,8 +526,9 @@ class Processor(pulumi.ComponentResource):
         """The function's log group, created here so that it has a retention."""
         return aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/lambda/{function_name}",
+            name=function_log_group_name(function_name),
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_key_arn,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -470,11 +544,9 @@ class Processor(pulumi.ComponentResource):
         """The execution role and its one inline policy (see `processor_policy`)."""
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        database_user = pulumi.Output.all(
-            aws.get_region_output(opts=invoke).region,
-            aws.get_caller_identity_output(opts=invoke).account_id,
-            args.database_resource_id,
-        ).apply(
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
+        database_user = pulumi.Output.all(region, account, args.database_resource_id).apply(
             lambda values: db_user_arn(
                 region=values[0],
                 account_id=values[1],
@@ -500,6 +572,11 @@ class Processor(pulumi.ComponentResource):
                 queue.arn,
                 log_group.arn,
                 database_user,
+                args.vpc_id,
+                args.security_group_id,
+                account,
+                region,
+                *args.subnet_ids,
             ).apply(
                 lambda values: processor_policy(
                     bucket_arn=values[0],
@@ -509,6 +586,17 @@ class Processor(pulumi.ComponentResource):
                     queue_arn=values[4],
                     log_group_arn=values[5],
                     database_user_arn=values[6],
+                    vpc_arn=f"arn:aws:ec2:{values[10]}:{values[9]}:vpc/{values[7]}",
+                    security_group_arn=(
+                        f"arn:aws:ec2:{values[10]}:{values[9]}:security-group/{values[8]}"
+                    ),
+                    subnet_arns=[
+                        f"arn:aws:ec2:{values[10]}:{values[9]}:subnet/{subnet}"
+                        for subnet in values[11:]
+                    ],
+                    network_interfaces_arn=(
+                        f"arn:aws:ec2:{values[10]}:{values[9]}:network-interface/*"
+                    ),
                 )
             ),
             opts=child,
@@ -521,13 +609,15 @@ class Processor(pulumi.ComponentResource):
         args: ProcessorArgs,
         function_name: str,
         digest: BundleDigest,
-        bundle: aws.s3.BucketObjectv2,
+        code: tuple[aws.s3.BucketObjectv2, pulumi.Output[str], aws.lambda_.CodeSigningConfig],
         role: aws.iam.Role,
         role_policy: aws.iam.RolePolicy,
         log_group: aws.cloudwatch.LogGroup,
     ) -> aws.lambda_.Function:
-        """The Lambda function, in the VPC, running the bundle."""
+        """The Lambda function, in the VPC, running the signed bundle, traced by X-Ray, its
+        environment encrypted with the database key (which its role may already decrypt)."""
         settings = args.settings
+        bundle, signed_key, signing_config = code
         return aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
@@ -540,8 +630,12 @@ class Processor(pulumi.ComponentResource):
             ephemeral_storage={"size": settings.ephemeral_storage_mb},
             reserved_concurrent_executions=settings.reserved_concurrency,
             s3_bucket=bundle.bucket,
-            s3_key=bundle.key,
+            s3_key=signed_key,
+            # The unsigned bundle's digest: it changes exactly when the code does.
             source_code_hash=digest.base64,
+            code_signing_config_arn=signing_config.arn,
+            tracing_config={"mode": "Active"},
+            kms_key_arn=args.secret_key_arn,
             vpc_config={
                 "subnet_ids": list(args.subnet_ids),
                 "security_group_ids": [args.security_group_id],
@@ -569,6 +663,42 @@ class Processor(pulumi.ComponentResource):
             # Without its permissions the function cannot attach to the VPC or write logs.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
+
+    def _signing(
+        self, name: str, args: ProcessorArgs, bundle: aws.s3.BucketObjectv2
+    ) -> tuple[pulumi.Output[str], aws.lambda_.CodeSigningConfig]:
+        """The bundle signed by the stack's AWS Signer profile, and the code-signing config that
+        makes Lambda check it: the signed object's key, and the config."""
+        child = pulumi.ResourceOptions(parent=self)
+        profile = aws.signer.SigningProfile(
+            f"{name}-signing-profile",
+            # Signer allows letters, digits and underscores only.
+            name=f"{args.name_prefix}_processor".replace("-", "_"),
+            platform_id=SIGNING_PLATFORM,
+            signature_validity_period={"value": SIGNATURE_VALIDITY_MONTHS, "type": "MONTHS"},
+            tags=args.tags,
+            opts=child,
+        )
+        job = aws.signer.SigningJob(
+            f"{name}-signing-job",
+            profile_name=profile.name,
+            source={
+                "s3": {"bucket": bundle.bucket, "key": bundle.key, "version": bundle.version_id}
+            },
+            destination={"s3": {"bucket": bundle.bucket, "prefix": SIGNED_PREFIX}},
+            ignore_signing_job_failure=False,
+            opts=child,
+        )
+        signing_config = aws.lambda_.CodeSigningConfig(
+            f"{name}-code-signing",
+            description=f"{args.name_prefix}: only bundles signed by {args.name_prefix}'s profile",
+            allowed_publishers={"signing_profile_version_arns": [profile.version_arn]},
+            policies={"untrusted_artifact_on_deployment": args.code_signing_policy.value},
+            tags=args.tags,
+            opts=child,
+        )
+        signed_key = job.signed_objects.apply(_signed_key)
+        return signed_key, signing_config
 
     def _trigger(
         self, name: str, args: ProcessorArgs, queue: aws.sqs.Queue, function: aws.lambda_.Function

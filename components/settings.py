@@ -117,6 +117,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("quarantineExpirationDays", "integer", 90),
     ConfigKey("noncurrentVersionExpirationDays", "integer", 30),
     ConfigKey("abortIncompleteUploadDays", "integer", 7),
+    ConfigKey("replicaRegion", "string", "us-west-2"),
     ConfigKey("dbPostgresVersion", "integer", 17),
     ConfigKey("dbInstanceClass", "string", "db.t4g.small"),
     ConfigKey("dbAllocatedStorageGb", "integer", 20),
@@ -126,6 +127,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dbSkipFinalSnapshot", "boolean", False),
     ConfigKey("dbBackupRetentionDays", "integer", 7),
     ConfigKey("dbPerformanceInsightsRetentionDays", "integer", 7),
+    ConfigKey("dbMonitoringIntervalSeconds", "integer", 60),
+    ConfigKey("dbLogMinDurationMs", "integer", 1000),
     ConfigKey("dbName", "string", "dataplatform"),
     ConfigKey("dbUsername", "string", "dataplatform"),
     ConfigKey(PASSWORD_KEY, "string", None, secret=True),
@@ -148,6 +151,13 @@ MIGRATION_CONCURRENCY = 1
 UNRESERVED_MINIMUM = 100
 """Lambda keeps at least this many of an account's concurrent executions unreserved
 (PutFunctionConcurrency fails otherwise)."""
+
+MONITORING_INTERVALS = (1, 5, 10, 15, 30, 60)
+"""The enhanced-monitoring intervals RDS accepts besides 0, which turns it off and is not offered
+(RDS CreateDBInstance, MonitoringInterval)."""
+LOG_MIN_DURATION_RANGE = (100, 3_600_000)
+"""Bounds of `dbLogMinDurationMs`: below 100 ms a busy loader floods the log; -1 (off) and 0
+(every statement) are not offered."""
 
 # The retention values CloudWatch Logs accepts (0, "never expire", is deliberately not offered).
 LOG_RETENTION_DAYS = frozenset(
@@ -190,6 +200,9 @@ class LakeSettings:
     abort_incomplete_upload_days: int
     """`abortIncompleteUploadDays`, default 7: days after which unfinished multipart uploads are
     discarded; 1 or more."""
+    replica_region: str | None = None
+    """`replicaRegion`, default us-west-2: the AWS region raw/ is replicated to, with its own
+    bucket and KMS key; must differ from `aws:region`. Empty (no replica) is refused in prod."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +231,12 @@ class DatabaseSettings:
     performance_insights_retention_days: int
     """`dbPerformanceInsightsRetentionDays`, default 7: 7 (free tier), a multiple of 31 up to 713,
     or 731."""
+    monitoring_interval_seconds: int
+    """`dbMonitoringIntervalSeconds`, default 60: enhanced monitoring's sampling interval, one of
+    1, 5, 10, 15, 30 or 60 (0, off, is refused)."""
+    log_min_duration_ms: int
+    """`dbLogMinDurationMs`, default 1000: statements running longer are logged with their
+    duration (`log_min_duration_statement`), 100 to 3600000 ms."""
     db_name: str
     """`dbName`, default dataplatform: the database created at launch; a letter, then up to 62
     letters, digits or underscores."""
@@ -403,6 +422,7 @@ _MASTER_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 # The configuration namespaces this program's stacks may use: its own and its providers'.
 PROVIDER_NAMESPACES = frozenset({"aws", "random", "pulumi"})
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$")
 
 
@@ -416,6 +436,7 @@ def parse_settings(
     secret_keys: Collection[str] | None = None,
     other_keys: Collection[str] = (),
     thresholds_problem: Callable[[str], str | None] | None = None,
+    region: str | None = None,
 ) -> Settings:
     """Validate raw config strings (keys without the project prefix) into `Settings`.
 
@@ -425,7 +446,8 @@ def parse_settings(
     in other namespaces (`aws:region`); `secret_keys` the short keys the engine holds encrypted
     (None: trust that the secret keys are). `thresholds_problem` judges `etlSettings` (the
     ETL's own check, handed in by the program: components know only the contract); None checks
-    only that it is a JSON object. Raises one `SettingsError` naming every bad key.
+    only that it is a JSON object. `region` is the stack's `aws:region` (the replica region must
+    differ). Raises one `SettingsError` naming every bad key.
     """
     read = _Reader(raw, project, stack)
     _check_keys(read, raw, other_keys)
@@ -454,7 +476,7 @@ def parse_settings(
         read.fail("alarmTopicArn", f"must be an SNS topic ARN or empty, got {alarm_topic!r}")
 
     network = NetworkSettings(vpc_cidr=_vpc_cidr(read))
-    lake = _lake(read)
+    lake = _lake(read, region)
     database = _database(read, password)
     processor = _processor(read, root, thresholds_problem or _json_object_problem)
 
@@ -525,7 +547,23 @@ def _vpc_cidr(read: _Reader) -> str:
     return str(network)
 
 
-def _lake(read: _Reader) -> LakeSettings:
+def _replica_region(read: _Reader, region: str | None) -> str | None:
+    value = read.string("replicaRegion").strip()
+    if not value:
+        return None
+    if not _REGION.match(value):
+        read.fail("replicaRegion", f"must be an AWS region such as us-west-2, got {value!r}")
+    elif value == region:
+        read.fail(
+            "replicaRegion",
+            f"must differ from aws:region ({region}): a replica in the same region survives "
+            "nothing the original would not",
+            "us-west-2",
+        )
+    return value
+
+
+def _lake(read: _Reader, region: str | None) -> LakeSettings:
     infrequent = read.integer("rawInfrequentAccessDays", 30)
     archive = read.integer("rawArchiveDays", 1)
     if archive < infrequent + 30:
@@ -544,6 +582,7 @@ def _lake(read: _Reader) -> LakeSettings:
         quarantine_expiration_days=read.integer("quarantineExpirationDays", 1),
         noncurrent_version_expiration_days=read.integer("noncurrentVersionExpirationDays", 1),
         abort_incomplete_upload_days=read.integer("abortIncompleteUploadDays", 1),
+        replica_region=_replica_region(read, region),
     )
 
 
@@ -567,6 +606,10 @@ def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
             f"must be 7, a multiple of 31 up to 713, or 731, got {insights}",
             "7",
         )
+    interval = read.integer("dbMonitoringIntervalSeconds", 1, 60)
+    if interval not in MONITORING_INTERVALS:
+        choices = ", ".join(map(str, MONITORING_INTERVALS))
+        read.fail("dbMonitoringIntervalSeconds", f"must be one of {choices}, got {interval}", "60")
     names = {key: read.string(key).strip() for key in ("dbName", "dbUsername")}
     if not _IDENTIFIER.match(names["dbName"]):
         read.fail(
@@ -595,6 +638,8 @@ def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
         skip_final_snapshot=read.boolean("dbSkipFinalSnapshot"),
         backup_retention_days=read.integer("dbBackupRetentionDays", 1, 35),
         performance_insights_retention_days=insights,
+        monitoring_interval_seconds=interval,
+        log_min_duration_ms=read.integer("dbLogMinDurationMs", *LOG_MIN_DURATION_RANGE),
         db_name=names["dbName"],
         username=names["dbUsername"],
         password=password,
@@ -731,6 +776,16 @@ def _prod_rules(read: _Reader, lake: LakeSettings, database: DatabaseSettings) -
         )
     if lake.force_destroy:
         read.fail("lakeForceDestroy", "must be false in prod", "false")
+    if lake.replica_region is None and not _has_problem(read, "replicaRegion"):
+        read.fail(
+            "replicaRegion",
+            "must be set in prod: raw/ is replicated to a second region",
+            "us-west-2",
+        )
+
+
+def _has_problem(read: _Reader, key: str) -> bool:
+    return any(problem.startswith(f"{read.project}:{key} ") for problem in read.problems)
 
 
 def load_settings(
@@ -761,6 +816,7 @@ def load_settings(
         secret_keys={key.split(":", 1)[1] for key in secret if key.startswith(f"{project}:")},
         other_keys=[key for key in given if not key.startswith(f"{project}:")],
         thresholds_problem=thresholds_problem,
+        region=pulumi.Config("aws").get("region"),
     )
 
 

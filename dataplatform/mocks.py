@@ -180,7 +180,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def _computed(self, type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The outputs a provider would compute, derived deterministically from the name."""
-        region, account = self.region, ACCOUNT_ID
+        # A resource may live in another region than the provider's (pulumi-aws 7's `region`).
+        region, account = str(unwrap(inputs.get("region")) or self.region), ACCOUNT_ID
         physical = str(unwrap(inputs.get("name")) or name)
         token = _short_hash(type_, name)
         service = type_.split(":")[1].split("/")[0] if ":" in type_ else "mock"
@@ -212,6 +213,29 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif type_ == "aws:lambda/function:Function":
             out["arn"] = f"arn:aws:lambda:{region}:{account}:function:{physical}"
             out["version"] = "$LATEST"
+        elif type_ == "aws:s3/bucketObjectv2:BucketObjectv2":
+            out = {"id": str(inputs.get("key")), "versionId": f"v-{token}"}
+        elif type_ == "aws:signer/signingProfile:SigningProfile":
+            profile = f"arn:aws:signer:{region}:{account}:/signing-profiles/{physical}"
+            out = {
+                "id": physical,
+                "name": physical,
+                "arn": profile,
+                "version": token,
+                "versionArn": f"{profile}/{token}",
+            }
+        elif type_ == "aws:signer/signingJob:SigningJob":
+            # Signer names the signed object after the job: <prefix><job id>.zip.
+            destination = unwrap(inputs.get("destination")) or {}
+            target = destination.get("s3", {})
+            job_id = f"{token}-0000-4000-8000-{_short_hash(name, length=12)}"
+            key = f"{target.get('prefix', '')}{job_id}.zip"
+            out = {
+                "id": job_id,
+                "jobId": job_id,
+                "status": "Succeeded",
+                "signedObjects": [{"s3s": [{"bucket": target.get("bucket"), "key": key}]}],
+            }
         elif type_ == "aws:iam/role:Role":
             out = {
                 "id": physical,

@@ -174,16 +174,18 @@ def needs(
                     if urn in by_urn and by_urn[urn].type == permission.tags_of
                 ]
             tags = {str(k): str(v) for k, v in (_state(tagged).get("tags") or {}).items()}
-            arn = render(permission.resource, resource, by_urn, region=region, account=account)
+            # A resource may live in another region than the stack's (a replica's `region`).
+            where = str(_state(resource).get("region") or region)
+            arn = render(permission.resource, resource, by_urn, region=where, account=account)
             for action in permission.actions:
-                context: dict[str, Any] = {"aws:RequestedRegion": region}
+                context: dict[str, Any] = {"aws:RequestedRegion": where}
                 if action.startswith("kms:"):
                     # KMS puts the caller's account in every request's context.
                     context["kms:CallerAccount"] = account
                 if permission.tags == "request" or not permission.fresh:
                     context.update(_tag_context(tags, permission.tags, action))
                 context.update(
-                    {key: value.format(region=region) for key, value in permission.context.items()}
+                    {key: value.format(region=where) for key, value in permission.context.items()}
                 )
                 yield Need(resource, permission, Request(action, arn, principal, context))
 

@@ -237,8 +237,17 @@ def _component_of(resource: RecordedResource, by_urn: Mapping[str, RecordedResou
     return current.urn if current is not None else None
 
 
-COMPONENT_ORDER = ("DataLake", "Processor", "Database", "Network")
-"""Components top to bottom in the diagram: along the data path first, then what carries it."""
+COMPONENT_ORDER = (
+    "DataLake",
+    "AccessLogBucket",
+    "BucketReplica",
+    "Processor",
+    "Database",
+    "Network",
+    "LogKey",
+)
+"""Components top to bottom in the diagram: along the data path first (the lake with its
+guards), then what carries it, then the key of every log group."""
 DATA_PATH = (
     ("aws:s3/bucket:Bucket", "raw/ ObjectCreated"),
     ("aws:sqs/queue:Queue", "event source mapping"),
@@ -260,11 +269,20 @@ def _data_path(run: ProgramRun) -> list[tuple[RecordedResource, RecordedResource
         r for r in run.resources if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping"
     ]
     fed: set[str] = {dep for mapping in mappings for dep in mapping.dependencies}
+    # The bucket whose events reach the queue (not the access-log bucket or the replica).
+    notifying: set[str] = {
+        dep
+        for r in run.resources
+        if r.type == "aws:s3/bucketNotification:BucketNotification"
+        for dep in r.dependencies
+    }
     stops: list[tuple[RecordedResource, str]] = []
     for type_, label in DATA_PATH:
         candidates = [r for r in run.resources if r.type == type_]
         if type_ == "aws:sqs/queue:Queue":
             candidates = [r for r in candidates if r.urn in fed] or candidates
+        if type_ == "aws:s3/bucket:Bucket":
+            candidates = [r for r in candidates if r.urn in notifying] or candidates
         if len(candidates) != 1 and type_ != "aws:sqs/queue:Queue":
             return []
         if not candidates:

@@ -41,6 +41,12 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 QUEUE = "aws:sqs/queue:Queue"
 IAM_ROLE = "aws:iam/role:Role"
+KMS_KEY = "aws:kms/key:Key"
+VPC = "aws:ec2/vpc:Vpc"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
+BUCKET_REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+CODE_SIGNING_CONFIG = "aws:lambda/codeSigningConfig:CodeSigningConfig"
 IAM_POLICY_DOCUMENT_TYPES = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
     "aws:iam/policy:Policy": "policy",
@@ -62,6 +68,26 @@ PUBLIC_ACCESS_FLAGS = (
     "restrictPublicBuckets",
 )
 KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
+# Buckets that receive S3 server access logs are named `<prefix>-access-logs-<hex>` by the
+# platform (components/buckets.py): S3 supports only SSE-S3 default encryption on them (Amazon
+# S3 User Guide, "Enabling Amazon S3 server access logging"), and they do not log themselves.
+ACCESS_LOG_BUCKET = re.compile(r"-access-logs-[0-9a-f]+$")
+# A cross-region replica (`<source>-replica`): written by S3 replication only.
+REPLICA_BUCKET = re.compile(r"-replica$")
+MONITORING_INTERVALS = frozenset({1, 5, 10, 15, 30, 60})
+LOGGED_STATEMENTS = frozenset({"ddl", "mod", "all"})
+# Actions that support resource-level permissions (Service Authorization Reference), so an
+# Allow of one on "*" without a condition grants more than any platform role needs.
+RESTRICTABLE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+)
 
 # Actions that read, write or use data (objects, secrets, messages, keys), as opposed to
 # managing resources. An Allow statement whose actions could grant one of these must name its
@@ -192,6 +218,8 @@ def check_bucket_encryption(resource_type: str, props: Props, stack: str) -> lis
     for index, rule in enumerate(rules):
         default = rule.get("applyServerSideEncryptionByDefault") or {}
         algorithm = default.get("sseAlgorithm")
+        if algorithm == "AES256" and ACCESS_LOG_BUCKET.search(str(props.get("bucket", ""))):
+            continue  # a server access log destination supports SSE-S3 only
         if algorithm not in KMS_ALGORITHMS:
             found.append(
                 f"rules[{index}].applyServerSideEncryptionByDefault.sseAlgorithm is "
@@ -327,6 +355,17 @@ def policy_document_violations(document: Mapping[str, Any], where: str = "policy
             if action == "*" or action.endswith(":*"):
                 found.append(f"{label} allows {action!r}; list the actions it needs")
         resources = [str(resource) for resource in _items(statement.get("Resource"))]
+        if "*" in resources and not statement.get("Condition"):
+            restrictable = sorted(
+                wanted
+                for wanted in RESTRICTABLE_ACTIONS
+                if any(fnmatchcase(wanted.lower(), action.lower()) for action in actions)
+            )
+            if restrictable:
+                found.append(
+                    f"{label} allows {restrictable} on '*' without a condition; they support "
+                    "resource-level permissions: name the resources (or add a condition)"
+                )
         if any(WILDCARD_RESOURCE.match(resource) for resource in resources):
             data = sorted(action for action in actions if _grants_data_action(action))
             if data:
@@ -376,6 +415,91 @@ def check_log_retention(resource_type: str, props: Props, stack: str) -> list[st
             "(Lambda's implicit group keeps logs forever)"
         ]
     return []
+
+
+def check_log_group_encryption(resource_type: str, props: Props, stack: str) -> list[str]:
+    """Log groups are encrypted with a customer-managed KMS key."""
+    if props.get("kmsKeyId"):
+        return []
+    return ["kmsKeyId must name the stack's log key (log events are otherwise AWS-encrypted only)"]
+
+
+def check_key_policy(resource_type: str, props: Props, stack: str) -> list[str]:
+    """KMS keys carry an explicit policy, and no statement opens the key to any principal
+    without a condition."""
+    if not props.get("policy"):
+        return ["policy must be set: the default key policy says nothing of who uses the key"]
+    found = []
+    for index, statement in enumerate(_statements(_document(props.get("policy")))):
+        principal = statement.get("Principal")
+        anyone = principal == "*" or (
+            isinstance(principal, Mapping) and "*" in _items(principal.get("AWS"))
+        )
+        if statement.get("Effect") == "Allow" and anyone and not statement.get("Condition"):
+            found.append(
+                f"policy: statement {statement.get('Sid') or index} allows any principal "
+                "without a condition"
+            )
+    return found
+
+
+def check_database_monitoring(resource_type: str, props: Props, stack: str) -> list[str]:
+    """RDS instances publish enhanced monitoring at 60 s or finer, through a role."""
+    found = []
+    if props.get("monitoringInterval") not in MONITORING_INTERVALS:
+        found.append(
+            f"monitoringInterval is {props.get('monitoringInterval')!r}; use one of "
+            f"{sorted(MONITORING_INTERVALS)} (enhanced monitoring)"
+        )
+    if not props.get("monitoringRoleArn"):
+        found.append("monitoringRoleArn must name the enhanced monitoring role")
+    return found
+
+
+def check_parameter_group_logging(resource_type: str, props: Props, stack: str) -> list[str]:
+    """PostgreSQL logs DDL, slow statements, connections and disconnections."""
+    values = {
+        str(p.get("name")): str(p.get("value"))
+        for p in _items(props.get("parameters"))
+        if isinstance(p, Mapping)
+    }
+    found = []
+    if values.get("log_statement") not in LOGGED_STATEMENTS:
+        found.append("log_statement must be ddl (or mod, all): schema changes are logged")
+    duration = values.get("log_min_duration_statement", "-1")
+    if not duration.isdigit():
+        found.append("log_min_duration_statement must be a threshold in ms (not -1, off)")
+    for name in ("log_connections", "log_disconnections"):
+        if values.get(name) not in {"1", "on", "true"}:
+            found.append(f"{name} must be 1")
+    return found
+
+
+def check_function_hardening(resource_type: str, props: Props, stack: str) -> list[str]:
+    """Lambda functions are traced, have their environment under a customer-managed key, and
+    run only code signed for them; prod's code-signing config enforces it."""
+    if resource_type == CODE_SIGNING_CONFIG:
+        policies = props.get("policies")
+        action = (
+            policies.get("untrustedArtifactOnDeployment") if isinstance(policies, Mapping) else None
+        )
+        if is_prod(stack, props) and action != "Enforce":
+            return [f"policies.untrustedArtifactOnDeployment is {action!r}; prod must Enforce"]
+        return []
+    found = []
+    tracing = props.get("tracingConfig")
+    if not (isinstance(tracing, Mapping) and tracing.get("mode") == "Active"):
+        found.append("tracingConfig.mode must be Active (X-Ray tracing)")
+    environment = props.get("environment")
+    if (
+        isinstance(environment, Mapping)
+        and environment.get("variables")
+        and not props.get("kmsKeyArn")
+    ):
+        found.append("kmsKeyArn must name a customer-managed key for the environment")
+    if not props.get("codeSigningConfigArn"):
+        found.append("codeSigningConfigArn must be set: only signed bundles deploy")
+    return found
 
 
 def check_queue_encryption(resource_type: str, props: Props, stack: str) -> list[str]:
@@ -440,6 +564,37 @@ RULES: tuple[Rule, ...] = (
         "Log groups have a retention and Lambda functions log to a managed group.",
         frozenset({LOG_GROUP, LAMBDA_FUNCTION}),
         check_log_retention,
+    ),
+    Rule(
+        "log-group-cmk",
+        "Log groups are encrypted with a customer-managed KMS key.",
+        frozenset({LOG_GROUP}),
+        check_log_group_encryption,
+    ),
+    Rule(
+        "kms-explicit-policy",
+        "KMS keys have an explicit policy that opens them to no principal unconditionally.",
+        frozenset({KMS_KEY}),
+        check_key_policy,
+    ),
+    Rule(
+        "rds-enhanced-monitoring",
+        "RDS instances publish enhanced monitoring (1 to 60 s) through a monitoring role.",
+        frozenset({DB_INSTANCE}),
+        check_database_monitoring,
+    ),
+    Rule(
+        "rds-query-logging",
+        "PostgreSQL parameter groups log DDL, slow statements, connections and disconnections.",
+        frozenset({DB_PARAMETER_GROUP}),
+        check_parameter_group_logging,
+    ),
+    Rule(
+        "lambda-hardening",
+        "Lambda functions are traced, encrypt their environment with a customer-managed key "
+        "and run only signed code (enforced in prod).",
+        frozenset({LAMBDA_FUNCTION, CODE_SIGNING_CONFIG}),
+        check_function_hardening,
     ),
     Rule(
         "sqs-encryption",
@@ -519,7 +674,79 @@ def check_prod_stateful_protected(resources: Sequence[StackResource]) -> list[st
     ]
 
 
+def _bucket_names(resources: Sequence[StackResource], kind: str, field: str) -> set[str]:
+    return {str(r.props.get(field)) for r in resources if r.type == kind}
+
+
+def _guarded_buckets(resources: Sequence[StackResource]) -> list[StackResource]:
+    """The buckets that hold data: not access-log destinations, not replicas."""
+    targets = _bucket_names(resources, BUCKET_LOGGING, "targetBucket")
+    return [
+        r
+        for r in resources
+        if r.type == BUCKET
+        and str(r.props.get("bucket")) not in targets
+        and not ACCESS_LOG_BUCKET.search(str(r.props.get("bucket", "")))
+        and not REPLICA_BUCKET.search(str(r.props.get("bucket", "")))
+    ]
+
+
+def check_vpc_flow_logs(resources: Sequence[StackResource]) -> list[str]:
+    """Every VPC has a flow log of all its traffic."""
+    found = []
+    for vpc in (r for r in resources if r.type == VPC):
+        logs = [r for r in resources if r.type == FLOW_LOG and vpc.name in r.depends_on]
+        if not any(r.props.get("trafficType") == "ALL" for r in logs):
+            found.append(f"VPC {vpc.name} has no flow log of ALL traffic (aws.ec2.FlowLog)")
+    return found
+
+
+def check_bucket_access_logging(resources: Sequence[StackResource]) -> list[str]:
+    """Every data bucket logs its requests to an access-log bucket."""
+    return [
+        f"bucket {bucket.name} has no server access logging (aws.s3.BucketLogging)"
+        for bucket in _guarded_buckets(resources)
+        if not any(r.type == BUCKET_LOGGING and bucket.name in r.depends_on for r in resources)
+    ]
+
+
+def check_prod_replication(resources: Sequence[StackResource]) -> list[str]:
+    """In prod every data bucket is replicated to another region."""
+    found = []
+    for bucket in _guarded_buckets(resources):
+        if not is_prod(bucket.stack, bucket.props):
+            continue
+        rules = [
+            rule
+            for r in resources
+            if r.type == BUCKET_REPLICATION and bucket.name in r.depends_on
+            for rule in _items(r.props.get("rules"))
+            if isinstance(rule, Mapping)
+        ]
+        if not any(rule.get("status") == "Enabled" for rule in rules):
+            found.append(
+                f"bucket {bucket.name} holds prod data and has no enabled cross-region "
+                "replication (aws.s3.BucketReplicationConfig)"
+            )
+    return found
+
+
 STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "vpc-flow-logs",
+        "Every VPC has a flow log of all its traffic.",
+        check_vpc_flow_logs,
+    ),
+    StackRule(
+        "s3-access-logging",
+        "Every data bucket has S3 server access logging.",
+        check_bucket_access_logging,
+    ),
+    StackRule(
+        "prod-replication",
+        "In prod every data bucket is replicated to a second region.",
+        check_prod_replication,
+    ),
     StackRule(
         "s3-bucket-protections-present",
         "Every S3 bucket has default encryption, a public access block and a bucket policy.",

@@ -106,7 +106,12 @@ def test_the_drift_environment_is_the_one_the_drift_workflow_runs_in() -> None:
 
 
 def test_no_role_trusts_a_wildcard_subject(program: ProgramRun) -> None:
-    roles = [r for r in program.resources if r.type == "aws:iam/role:Role"]
+    # The OIDC-trusted roles; the state replica's role is trusted by S3 only.
+    roles = [
+        r
+        for r in program.resources
+        if r.type == "aws:iam/role:Role" and "Federated" in r.inputs["assumeRolePolicy"]
+    ]
     assert len(roles) == 3
     for role in roles:
         text = json.dumps(trust_condition(program, role))
@@ -144,11 +149,11 @@ def test_immutable_subject_claims_carry_the_numeric_ids() -> None:
 
 
 def test_the_state_bucket_is_versioned_encrypted_private_and_tls_only(program: ProgramRun) -> None:
-    bucket = one(program, platform_rules.BUCKET)
+    bucket = one(program, platform_rules.BUCKET, "state-bucket")
     assert bucket.inputs["forceDestroy"] is False
-    versioning = one(program, "aws:s3/bucketVersioning:BucketVersioning")
+    versioning = one(program, "aws:s3/bucketVersioning:BucketVersioning", "state-versioning")
     assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
-    encryption = one(program, platform_rules.BUCKET_ENCRYPTION)
+    encryption = one(program, platform_rules.BUCKET_ENCRYPTION, "state-encryption")
     state_key = one(program, "aws:kms/key:Key", "state-key")
     [rule] = encryption.inputs["rules"]
     assert rule == {
@@ -158,11 +163,16 @@ def test_the_state_bucket_is_versioned_encrypted_private_and_tls_only(program: P
         },
         "bucketKeyEnabled": True,
     }
-    ownership = one(program, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    ownership = one(
+        program, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "state-ownership"
+    )
     assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
     # The policy pack's own rules judge the public access block and the TLS-only policy.
-    for type_ in (platform_rules.BUCKET_PUBLIC_ACCESS, platform_rules.BUCKET_POLICY):
-        resource = one(program, type_)
+    for type_, name in (
+        (platform_rules.BUCKET_PUBLIC_ACCESS, "state-public-access"),
+        (platform_rules.BUCKET_POLICY, "state-policy"),
+    ):
+        resource = one(program, type_, name)
         assert resource.inputs["bucket"] == bucket.outputs["bucket"]
         assert platform_rules.violations(type_, resource.inputs, "bootstrap") == []
 
@@ -187,7 +197,7 @@ def test_the_keys_rotate(program: ProgramRun, key: str) -> None:
 
 
 def test_the_exports_are_what_the_repository_settings_need(program: ProgramRun) -> None:
-    bucket = one(program, platform_rules.BUCKET).outputs["bucket"]
+    bucket = one(program, platform_rules.BUCKET, "state-bucket").outputs["bucket"]
     exports = {name: export.value for name, export in program.exports.items()}
     assert exports["backendUrl"] == f"s3://{bucket}?region={REGION}&awssdk=v2"
     assert exports["secretsProvider"] == (
@@ -210,7 +220,7 @@ def test_a_deploy_role_writes_only_its_own_stacks_state(
     program: ProgramRun, environment: str, other: str
 ) -> None:
     found = statements(program, f"deploy-role-{environment}-policy")
-    bucket = one(program, platform_rules.BUCKET).outputs["arn"]
+    bucket = one(program, platform_rules.BUCKET, "state-bucket").outputs["arn"]
     assert found["ReadWriteOwnStack"]["Resource"] == [
         f"{bucket}/.pulumi/*/dataplatform/{environment}*"
     ]
@@ -230,6 +240,8 @@ def test_iam_changes_are_confined_to_roles_tagged_with_the_stack(
         "CreateStackRoles",
         "ManageStackRoles",
         "PassStackRolesToLambda",
+        "PassStackRolesToPlatformServices",
+        "AttachEnhancedMonitoringPolicy",
         "RdsServiceLinkedRole",
     }
     assert iam["CreateStackRoles"]["Condition"] == {
@@ -258,7 +270,7 @@ def test_the_preview_role_writes_nothing(program: ProgramRun) -> None:
 def test_the_preview_role_reads_no_data(program: ProgramRun) -> None:
     found = statements(program, "preview-role-policy")
     reads = [s for s in found.values() if "s3:GetObject" in s["Action"]]
-    bucket = one(program, platform_rules.BUCKET).outputs["arn"]
+    bucket = one(program, platform_rules.BUCKET, "state-bucket").outputs["arn"]
     assert all(str(r).startswith(f"{bucket}/.pulumi/") for s in reads for r in s["Resource"])
     assert not any("secretsmanager:GetSecretValue" in s["Action"] for s in found.values())
 
@@ -303,3 +315,32 @@ def test_deploy_credentials_outlive_the_longest_deploy_job(program: ProgramRun) 
         assert asked >= 60 * int(job["timeout-minutes"]), name
         role = one(program, "aws:iam/role:Role", f"deploy-role-{name}")
         assert asked <= role.inputs["maxSessionDuration"] <= 12 * 3600, name
+
+
+def test_the_state_bucket_logs_its_requests_and_is_replicated(program: ProgramRun) -> None:
+    # Rule: CKV_AWS_18 and CKV_AWS_144 on the state bucket: access logs to an SSE-S3 log
+    # bucket, every object replicated to replicaRegion under a key there.
+    bucket = one(program, platform_rules.BUCKET, "state-bucket")
+    logging = one(program, "aws:s3/bucketLogging:BucketLogging", "state-logging")
+    logs = one(program, platform_rules.BUCKET, "state-access-logs-bucket")
+    assert logging.inputs["bucket"] == bucket.outputs["bucket"]
+    assert logging.inputs["targetBucket"] == logs.outputs["bucket"]
+    replication = one(
+        program,
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+        "state-replica-replication",
+    )
+    [rule] = replication.inputs["rules"]
+    replica = one(program, platform_rules.BUCKET, "state-replica-bucket")
+    replica_key = one(program, "aws:kms/key:Key", "state-replica-key")
+    assert (rule["status"], rule["filter"]) == ("Enabled", {"prefix": ""})
+    assert rule["destination"]["bucket"] == replica.outputs["arn"]
+    assert rule["destination"]["encryptionConfiguration"] == {
+        "replicaKmsKeyId": replica_key.outputs["arn"]
+    }
+    assert replica.inputs["region"] == replica_key.inputs["region"] == "us-west-2"
+
+
+def test_a_replica_in_the_state_buckets_region_is_refused() -> None:
+    with pytest.raises(Exception, match="replicaRegion must differ"):
+        run(replicaRegion=REGION)

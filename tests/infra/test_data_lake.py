@@ -14,7 +14,9 @@ def _lake_bucket(run: ProgramRun) -> str:
 
 def test_public_access_block_sets_all_four_flags(stack_run: ProgramRun) -> None:
     # Rule: the lake is never public - all four public access block flags, on the lake bucket.
-    block = stack_run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    block = stack_run.one(
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "lake-public-access"
+    )
     flags = inputs(block)
     expected = ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]
     assert all(flags.get(flag) is True for flag in expected), f"{block.urn}: {flags}"
@@ -24,7 +26,8 @@ def test_public_access_block_sets_all_four_flags(stack_run: ProgramRun) -> None:
 def test_objects_are_encrypted_with_the_lake_key_and_a_bucket_key(stack_run: ProgramRun) -> None:
     # Rule: SSE-KMS with the lake's customer-managed key, and an S3 bucket key.
     encryption = stack_run.one(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "lake-encryption",
     )
     (rule,) = inputs(encryption)["rules"]
     default = rule["applyServerSideEncryptionByDefault"]
@@ -35,19 +38,21 @@ def test_objects_are_encrypted_with_the_lake_key_and_a_bucket_key(stack_run: Pro
 
 def test_versioning_is_enabled(stack_run: ProgramRun) -> None:
     # Rule: every overwrite or delete stays recoverable for the noncurrent-version window.
-    versioning = stack_run.one("aws:s3/bucketVersioning:BucketVersioning")
+    versioning = stack_run.one("aws:s3/bucketVersioning:BucketVersioning", "lake-versioning")
     assert inputs(versioning)["versioningConfiguration"] == {"status": "Enabled"}, versioning.urn
 
 
 def test_object_ownership_is_enforced(stack_run: ProgramRun) -> None:
     # Rule: BucketOwnerEnforced disables ACLs, so only IAM and the bucket policy grant access.
-    ownership = stack_run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    ownership = stack_run.one(
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "lake-ownership"
+    )
     assert inputs(ownership)["rule"] == {"objectOwnership": "BucketOwnerEnforced"}, ownership.urn
 
 
 def test_bucket_policy_denies_requests_without_tls(stack_run: ProgramRun) -> None:
     # Rule: deny every request whose aws:SecureTransport is false, on the bucket and its objects.
-    policy = stack_run.one("aws:s3/bucketPolicy:BucketPolicy")
+    policy = stack_run.one("aws:s3/bucketPolicy:BucketPolicy", "lake-policy")
     arn = stack_run.one(BUCKET, "lake-bucket").outputs["arn"]
     denials = [
         statement
@@ -62,7 +67,9 @@ def test_bucket_policy_denies_requests_without_tls(stack_run: ProgramRun) -> Non
 
 def test_raw_zone_moves_to_infrequent_access_then_archive(stack_run: ProgramRun) -> None:
     # Rule: raw/ transitions to Standard-IA, then to the archive class, at the stack's days.
-    lifecycle = stack_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = stack_run.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lake-lifecycle"
+    )
     (rule,) = [r for r in inputs(lifecycle)["rules"] if r["filter"] == {"prefix": "raw/"}]
     stack = stack_run.stack
     assert rule["transitions"] == [
@@ -77,7 +84,9 @@ def test_raw_zone_moves_to_infrequent_access_then_archive(stack_run: ProgramRun)
 
 def test_rejects_and_quarantine_expire(stack_run: ProgramRun) -> None:
     # Rule: rejects/ and quarantine/ are deleted after the stack's expiry days.
-    lifecycle = stack_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = stack_run.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lake-lifecycle"
+    )
     expiry = {
         rule["filter"]["prefix"]: rule["expiration"]["days"]
         for rule in inputs(lifecycle)["rules"]
@@ -91,7 +100,9 @@ def test_rejects_and_quarantine_expire(stack_run: ProgramRun) -> None:
 
 def test_whole_bucket_aborts_uploads_and_expires_old_versions(stack_run: ProgramRun) -> None:
     # Rule: abandoned multipart uploads and noncurrent versions do not accumulate anywhere.
-    lifecycle = stack_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = stack_run.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lake-lifecycle"
+    )
     (rule,) = [r for r in inputs(lifecycle)["rules"] if r["filter"] == {"prefix": ""}]
     stack = stack_run.stack
     assert rule["abortIncompleteMultipartUpload"] == {

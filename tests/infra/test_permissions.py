@@ -93,6 +93,7 @@ def stack_deploy_policy(stack: str) -> str:
         bucket_arn=STATE_BUCKET,
         state_key_arn=STATE_KEY,
         secrets_key_arn=SECRETS_KEY,
+        replica_region="us-west-2",
     )
 
 
@@ -135,11 +136,13 @@ def test_the_preview_role_may_read_every_resource_of_the_stack(
     # nothing the table marks as data (secret values, objects).
     run = runs(stack)
     policy = bootstrap.preview_policy(
+        account=ACCOUNT_ID,
         region=region(stack),
         project=PROJECT,
         bucket_arn=STATE_BUCKET,
         state_key_arn=STATE_KEY,
         secrets_key_arn=SECRETS_KEY,
+        replica_region="us-west-2",
     )
     keys = key_policies(run, ACCOUNT_ID)
     principal = f"arn:aws:iam::{ACCOUNT_ID}:role/{PROJECT}-github-preview"

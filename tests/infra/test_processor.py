@@ -9,7 +9,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from components.processor import VPC_ACCESS_ACTIONS, migrations_digest, read_migrations
+from components.processor import (
+    TRACING_ACTIONS,
+    VPC_ACCESS_ACTIONS,
+    VPC_CREATE_ACTIONS,
+    VPC_DESCRIBE_ACTIONS,
+    VPC_INTERFACE_ACTIONS,
+    migrations_digest,
+    read_migrations,
+)
 from dataplatform.mocks import ACCOUNT_ID, ProgramRun, RecordedResource
 from etl.contract import PROCESSOR_DB_USER
 from tests.infra.support import (
@@ -37,7 +45,9 @@ def _queue(run: ProgramRun, name: str = "processor-queue") -> RecordedResource:
 
 
 def _role_statements(run: ProgramRun) -> list[dict[str, Any]]:
-    return statements(policy_document(run.one("aws:iam/rolePolicy:RolePolicy")))
+    return statements(
+        policy_document(run.one("aws:iam/rolePolicy:RolePolicy", "processor-role-policy"))
+    )
 
 
 def _grants(run: ProgramRun) -> dict[str, list[str]]:
@@ -128,13 +138,22 @@ def test_the_role_may_connect_to_the_database_as_the_processor_user_only(
 def test_code_is_the_bundle_object_addressed_by_its_hash(
     stack_run: ProgramRun, bundle: Path
 ) -> None:
-    # Rule: the zip is an S3 object under artifacts/ keyed by its sha256; source_code_hash matches.
+    # Rule: the zip is an S3 object under artifacts/ keyed by its sha256, signed by the stack's
+    # profile (the function runs the signed copy); source_code_hash matches the bundle.
     digest = hashlib.sha256(bundle.read_bytes()).digest()
     function = inputs(_function(stack_run))
     upload = stack_run.one("aws:s3/bucketObjectv2:BucketObjectv2")
-    lake = stack_run.one("aws:s3/bucket:Bucket").outputs["bucket"]
+    lake = stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["bucket"]
+    job = stack_run.one("aws:signer/signingJob:SigningJob")
     assert inputs(upload)["key"] == f"artifacts/processor/{digest.hex()}.zip", upload.urn
-    assert (function["s3Bucket"], function["s3Key"]) == (lake, inputs(upload)["key"]), _function(
+    assert inputs(job)["source"]["s3"] == {
+        "bucket": lake,
+        "key": inputs(upload)["key"],
+        "version": upload.outputs["versionId"],
+    }, job.urn
+    [signed] = job.outputs["signedObjects"][0]["s3s"]
+    assert signed["key"].startswith("artifacts/processor/signed/"), job.urn
+    assert (function["s3Bucket"], function["s3Key"]) == (lake, signed["key"]), _function(
         stack_run
     ).urn
     assert function["sourceCodeHash"] == base64.b64encode(digest).decode(), _function(stack_run).urn
@@ -146,18 +165,42 @@ def test_role_policy_has_no_wildcard_actions(stack_run: ProgramRun) -> None:
     assert wildcards == [], wildcards
 
 
-def test_only_vpc_attachment_actions_apply_to_every_resource(stack_run: ProgramRun) -> None:
-    # Rule: no data action on "*"; only the ENI actions EC2 cannot scope are on "*".
+def test_only_actions_without_resource_types_apply_to_every_resource(
+    stack_run: ProgramRun,
+) -> None:
+    # Rule: CKV_AWS_290/355 - only the Describe and X-Ray actions (no resource types) on "*".
     on_everything = sorted(
         a for s in _role_statements(stack_run) if "*" in s["Resource"] for a in s["Action"]
     )
-    assert on_everything == sorted(VPC_ACCESS_ACTIONS), on_everything
+    assert on_everything == sorted((*VPC_DESCRIBE_ACTIONS, *TRACING_ACTIONS)), on_everything
+
+
+def test_network_interface_actions_are_scoped_to_the_vpc(stack_run: ProgramRun) -> None:
+    # Rule: CKV_AWS_290/355 - ENI actions on this account's interfaces, subnets and group, in
+    # this VPC only (ec2:Vpc).
+    vpc = stack_run.one("aws:ec2/vpc:Vpc").outputs["id"]
+    subnets = sorted(s.outputs["id"] for s in stack_run.by_type("aws:ec2/subnet:Subnet"))
+    group = stack_run.one("aws:ec2/securityGroup:SecurityGroup", "network-processor-sg")
+    scoped = {
+        s["Sid"]: s
+        for s in _role_statements(stack_run)
+        if any(a in VPC_ACCESS_ACTIONS for a in s["Action"]) and "*" not in s["Resource"]
+    }
+    assert sorted(a for s in scoped.values() for a in s["Action"]) == sorted(
+        (*VPC_CREATE_ACTIONS, *VPC_INTERFACE_ACTIONS)
+    ), scoped
+    for statement in scoped.values():
+        assert statement["Condition"]["ArnEquals"]["ec2:Vpc"].endswith(f":vpc/{vpc}"), statement
+        assert any(r.endswith(":network-interface/*") for r in statement["Resource"]), statement
+    create = scoped["CreateInterfacesInOwnSubnets"]["Resource"]
+    assert [r.rsplit("/", 1)[1] for r in create if ":subnet/" in r] == subnets, create
+    assert any(r.endswith(f":security-group/{group.outputs['id']}") for r in create), create
 
 
 def test_object_actions_are_scoped_to_their_zones(stack_run: ProgramRun) -> None:
     # Rule: read raw/ only; write processed/, rejects/, reports/, quarantine/ only; delete
     # (a stale report, a failed attempt's outputs) in processed/, rejects/, reports/ only.
-    arn = stack_run.one("aws:s3/bucket:Bucket").outputs["arn"]
+    arn = stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["arn"]
     grants = {a: r for a, r in _grants(stack_run).items() if a.startswith("s3:")}
     assert grants == {
         "s3:GetObject": [f"{arn}/raw/*"],
@@ -173,7 +216,9 @@ def test_object_actions_are_scoped_to_their_zones(stack_run: ProgramRun) -> None
 
 def test_secret_queue_keys_and_logs_are_the_only_other_grants(stack_run: ProgramRun) -> None:
     # Rule: the one secret, the one queue, the two keys, the function's own log group.
-    resources = {a: r for a, r in _grants(stack_run).items() if not a.startswith(("s3:", "ec2:"))}
+    resources = {
+        a: r for a, r in _grants(stack_run).items() if not a.startswith(("s3:", "ec2:", "xray:"))
+    }
     queue = _queue(stack_run).outputs["arn"]
     logs = stack_run.one("aws:cloudwatch/logGroup:LogGroup", "processor-logs").outputs["arn"]
     lake_key = stack_run.one("aws:kms/key:Key", "lake-key").outputs["arn"]
@@ -196,14 +241,16 @@ def test_secret_queue_keys_and_logs_are_the_only_other_grants(stack_run: Program
 
 def test_role_is_for_lambda_and_carries_only_its_inline_policy(stack_run: ProgramRun) -> None:
     # Rule: only lambda.amazonaws.com assumes the role; no managed policy widens it.
-    role = stack_run.one("aws:iam/role:Role")
+    role = stack_run.one("aws:iam/role:Role", "processor-role")
     (statement,) = json.loads(inputs(role)["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}, role.urn
-    assert not stack_run.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"), role.urn
+    attachments = stack_run.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert all(a.inputs["role"] != role.outputs["name"] for a in attachments), role.urn
     assert not inputs(role).get("managedPolicyArns"), role.urn
-    assert inputs(stack_run.one("aws:iam/rolePolicy:RolePolicy"))["role"] == role.outputs["id"], (
-        role.urn
-    )
+    assert (
+        inputs(stack_run.one("aws:iam/rolePolicy:RolePolicy", "processor-role-policy"))["role"]
+        == role.outputs["id"]
+    ), role.urn
 
 
 def test_queue_redrives_to_the_dead_letter_queue(stack_run: ProgramRun) -> None:
@@ -254,9 +301,9 @@ def test_raw_objects_notify_the_queue(stack_run: ProgramRun) -> None:
     notification = stack_run.one("aws:s3/bucketNotification:BucketNotification")
     values = inputs(notification)
     (target,) = values["queues"]
-    assert values["bucket"] == stack_run.one("aws:s3/bucket:Bucket").outputs["bucket"], (
-        notification.urn
-    )
+    assert (
+        values["bucket"] == stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["bucket"]
+    ), notification.urn
     assert target["queueArn"] == _queue(stack_run).outputs["arn"], notification.urn
     assert (target["events"], target["filterPrefix"]) == (["s3:ObjectCreated:*"], "raw/"), (
         notification.urn
@@ -278,7 +325,7 @@ def test_only_the_lake_bucket_may_send_to_the_queue(stack_run: ProgramRun) -> No
         [_queue(stack_run).outputs["arn"]],
     ), policy.urn
     assert allow["Condition"]["ArnEquals"] == {
-        "aws:SourceArn": stack_run.one("aws:s3/bucket:Bucket").outputs["arn"]
+        "aws:SourceArn": stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["arn"]
     }, policy.urn
 
 

@@ -11,6 +11,15 @@ COMPONENTS = {
     "dataplatform:index:DataLake": "lake",
     "dataplatform:index:Database": "database",
     "dataplatform:index:Processor": "processor",
+    "dataplatform:index:LogKey": "logs",
+}
+NESTED = {
+    # The lake's guards, children of the DataLake; prod alone has a replica (dev by design not).
+    "dev": {"dataplatform:index:AccessLogBucket": "lake-access-logs"},
+    "prod": {
+        "dataplatform:index:AccessLogBucket": "lake-access-logs",
+        "dataplatform:index:BucketReplica": "lake-replica",
+    },
 }
 ALLOWED_INVOKES = {
     "aws:index/getCallerIdentity:getCallerIdentity",
@@ -20,10 +29,13 @@ ALLOWED_INVOKES = {
 }
 
 
-def test_four_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
-    # Rule: the program is composed of exactly the four dataplatform:index components.
-    found = {r.type: r.name for r in stack_run.resources if not r.custom}
+def test_five_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
+    # Rule: the program is composed of exactly five dataplatform:index components, and the
+    # lake of its access-log bucket (and in prod its replica).
+    found = {r.type: r.name for r in stack_run.resources if not r.custom and r.parent is None}
     assert found == COMPONENTS, found
+    nested = {r.type: r.name for r in stack_run.resources if not r.custom and r.parent}
+    assert nested == NESTED[stack_run.stack], nested
 
 
 def test_every_cloud_resource_is_parented_to_its_component(stack_run: ProgramRun) -> None:
@@ -69,8 +81,11 @@ def test_exports_are_what_users_need(stack_run: ProgramRun) -> None:
 
 
 def test_every_kms_key_rotates(stack_run: ProgramRun) -> None:
-    # Rule: customer-managed keys rotate yearly (lake key and database key).
+    # Rule: customer-managed keys rotate yearly (lake, database, logs; prod: the replica's).
     keys = stack_run.by_type("aws:kms/key:Key")
-    assert {key.name for key in keys} == {"lake-key", "database-key"}, [k.urn for k in keys]
+    expected = {"lake-key", "database-key", "logs-key"}
+    if stack_run.stack == "prod":
+        expected.add("lake-replica-key")
+    assert {key.name for key in keys} == expected, [k.urn for k in keys]
     unrotated = [key.urn for key in keys if key.inputs.get("enableKeyRotation") is not True]
     assert unrotated == [], unrotated

@@ -14,7 +14,8 @@ from components.data_lake import lifecycle_rules, tls_only_policy
 from components.database import connection_secret, parameters
 from components.network import _zone, private_subnet_cidrs
 from components.processor import (
-    VPC_ACCESS_ACTIONS,
+    TRACING_ACTIONS,
+    VPC_DESCRIBE_ACTIONS,
     bundle_digest,
     bundle_key,
     db_user_arn,
@@ -36,6 +37,10 @@ ARNS = {
     "queue_arn": "arn:aws:sqs:us-east-1:1:q",
     "log_group_arn": "arn:aws:logs:us-east-1:1:log-group:/aws/lambda/f",
     "database_user_arn": "arn:aws:rds-db:us-east-1:1:dbuser:db-ABC/dataplatform_processor",
+    "vpc_arn": "arn:aws:ec2:us-east-1:1:vpc/vpc-1",
+    "subnet_arns": ["arn:aws:ec2:us-east-1:1:subnet/subnet-1"],
+    "security_group_arn": "arn:aws:ec2:us-east-1:1:security-group/sg-1",
+    "network_interfaces_arn": "arn:aws:ec2:us-east-1:1:network-interface/*",
 }
 LAKE = LakeSettings(
     force_destroy=False,
@@ -148,18 +153,21 @@ def test_read_migrations_takes_sql_files_and_tolerates_absence(tmp_path: Path) -
     assert read_migrations(tmp_path) == {"001_init.sql": b"select 1;"}
 
 
-def test_processor_policy_wildcards_are_only_the_vpc_actions() -> None:
-    # Rule: no action is a wildcard; only ENI management applies to every resource.
-    statements = json.loads(processor_policy(**ARNS))["Statement"]
+def test_processor_policy_wildcards_are_only_actions_without_resource_types() -> None:
+    # Rule: no action is a wildcard; only the Describe and X-Ray actions apply to every resource.
+    statements = json.loads(processor_policy(**ARNS))["Statement"]  # type: ignore[arg-type]
     assert not [a for s in statements for a in s["Action"] if "*" in a]
     assert sorted(a for s in statements if s["Resource"] == ["*"] for a in s["Action"]) == sorted(
-        VPC_ACCESS_ACTIONS
+        (*VPC_DESCRIBE_ACTIONS, *TRACING_ACTIONS)
     )
 
 
 def test_processor_policy_scopes_objects_to_zone_prefixes() -> None:
     # Rule: object reads under raw/ only; writes (and cleanup deletes) under the output zones.
-    statements = {s["Sid"]: s for s in json.loads(processor_policy(**ARNS))["Statement"]}
+    statements = {
+        s["Sid"]: s
+        for s in json.loads(processor_policy(**ARNS))["Statement"]  # type: ignore[arg-type]
+    }
     zones = {
         sid: (s["Action"], s["Resource"]) for sid, s in statements.items() if sid.endswith("Zone")
     }
@@ -209,7 +217,15 @@ def test_connection_secret_uses_the_rds_key_names() -> None:
 
 def test_parameters_force_tls() -> None:
     # Rule: rds.force_ssl=1.
-    assert {"name": "rds.force_ssl", "value": "1"} in parameters()
+    assert {"name": "rds.force_ssl", "value": "1"} in parameters(1000)
+
+
+def test_parameters_log_ddl_slow_statements_and_connections() -> None:
+    # Rule: the parameter group logs DDL, statements over the threshold, connections.
+    values = {p["name"]: p["value"] for p in parameters(250)}
+    assert values["log_statement"] == "ddl", values
+    assert values["log_min_duration_statement"] == "250", values
+    assert (values["log_connections"], values["log_disconnections"]) == ("1", "1"), values
 
 
 def test_db_user_arn_names_one_user_of_one_instance() -> None:

@@ -102,6 +102,12 @@ def test_architecture_is_an_enum_choice(tmp_path: Path) -> None:
         ({PASSWORD_KEY: ""}, PASSWORD_KEY),
         ({PASSWORD_KEY: 'quote"d-password'}, PASSWORD_KEY),
         ({PASSWORD_KEY: "x" * 129}, PASSWORD_KEY),
+        ({"replicaRegion": "west"}, "replicaRegion"),
+        ({"replicaRegion": ""}, "replicaRegion"),  # prod (the default environment) needs one
+        ({"dbMonitoringIntervalSeconds": "0"}, "dbMonitoringIntervalSeconds"),
+        ({"dbMonitoringIntervalSeconds": "20"}, "dbMonitoringIntervalSeconds"),
+        ({"dbLogMinDurationMs": "-1"}, "dbLogMinDurationMs"),
+        ({"dbLogMinDurationMs": "50"}, "dbLogMinDurationMs"),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
 )
@@ -111,6 +117,34 @@ def test_invalid_value_is_rejected_naming_its_key(
     # Rule: every invalid value raises a SettingsError that names the key and the fix.
     with pytest.raises(SettingsError, match=rf"dataplatform:{key} .*\(fix: pulumi config set"):
         _parse(tmp_path, **raw)
+
+
+def test_the_replica_region_must_differ_from_the_stacks(tmp_path: Path) -> None:
+    # Rule: CKV_AWS_144 - a replica in the same region survives nothing the original would not.
+    architecture = Architecture.ARM64
+    bundle = write_bundle(tmp_path / "processor.zip", architecture=architecture)
+    values: dict[str, str | None] = {
+        PASSWORD_KEY: TEST_PASSWORD,
+        "processorBundlePath": str(bundle),
+        "replicaRegion": "eu-west-1",
+    }
+    with pytest.raises(SettingsError, match=r"dataplatform:replicaRegion must differ"):
+        parse_settings(
+            values,
+            project="dataplatform",
+            stack="prod",
+            root=tmp_path,
+            password=TEST_PASSWORD,
+            region="eu-west-1",
+        )
+
+
+def test_dev_may_go_without_a_replica_and_keeps_monitoring(tmp_path: Path) -> None:
+    # Rule: dev differs from prod only where it is disposable: no replica, but monitoring on.
+    settings = _parse(tmp_path, environment="dev", replicaRegion="")
+    assert settings.lake.replica_region is None
+    assert settings.database.monitoring_interval_seconds == 60
+    assert settings.database.log_min_duration_ms == 1000
 
 
 def test_stack_name_must_fit_physical_names(tmp_path: Path) -> None:

@@ -102,8 +102,16 @@ def test_mermaid_draws_components_and_their_wiring() -> None:
     text = synth("prod", "mermaid")
     assert text.startswith("---\nconfig:\n  layout: elk\n---\n"), text
     assert "\nflowchart TB\n" in text
-    subgraphs = re.findall(r'subgraph (c\d+)\["\w+: (\w+)"\]', text)
-    assert [name for _, name in subgraphs] == ["lake", "processor", "database", "network"], text
+    subgraphs = re.findall(r'subgraph (c\d+)\["\w+: ([\w-]+)"\]', text)
+    assert [name for _, name in subgraphs] == [
+        "lake",
+        "lake-access-logs",
+        "lake-replica",
+        "processor",
+        "database",
+        "network",
+        "logs",
+    ], text
     ids = [node for node, _ in subgraphs]
     stacked = re.findall(r"(c\d+) ~~~ (c\d+)", text)
     assert stacked == list(pairwise(ids)), stacked

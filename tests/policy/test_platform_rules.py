@@ -130,11 +130,29 @@ def _widen_to_every_secret(document: dict[str, Any]) -> None:
             statement["Resource"] = ["*"]
 
 
-def _parameter(name: str, value: str) -> Mutation:
+def _parameter(name: str, value: str | None) -> Mutation:
+    """Set one parameter of a parameter group (None: remove it), keeping the others."""
+
     def mutate(resource: Resource) -> None:
-        resource["inputs"]["parameters"] = [{"name": name, "value": value}]
+        kept = [p for p in resource["inputs"]["parameters"] if p["name"] != name]
+        resource["inputs"]["parameters"] = kept + (
+            [{"name": name, "value": value}] if value is not None else []
+        )
 
     return mutate
+
+
+def _open_to_anyone(document: dict[str, Any]) -> None:
+    document["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}
+    )
+
+
+def _unscope_network_interfaces(document: dict[str, Any]) -> None:
+    for statement in document["Statement"]:
+        if statement["Sid"] == "ManageInterfacesInOwnVpc":
+            statement["Resource"] = ["*"]
+            del statement["Condition"]
 
 
 def _no_logging_config(resource: Resource) -> None:
@@ -147,9 +165,39 @@ SSE = "rules.0.applyServerSideEncryptionByDefault"
 
 # (rule, stack, resource type, resource name or None, mutation, words of the message)
 MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
-    ("s3-sse-kms", "dev", BUCKET_ENCRYPTION, None, _set(f"{SSE}.sseAlgorithm", "AES256"), "AES256"),
-    ("s3-sse-kms", "prod", BUCKET_ENCRYPTION, None, _set(f"{SSE}.kmsMasterKeyId", ""), "kmsMaster"),
-    ("s3-sse-kms", "dev", BUCKET_ENCRYPTION, None, _set("rules", []), "no default encryption"),
+    (
+        "s3-sse-kms",
+        "dev",
+        BUCKET_ENCRYPTION,
+        "lake-encryption",
+        _set(f"{SSE}.sseAlgorithm", "AES256"),
+        "AES256",
+    ),
+    (
+        "s3-sse-kms",
+        "prod",
+        BUCKET_ENCRYPTION,
+        "lake-encryption",
+        _set(f"{SSE}.kmsMasterKeyId", ""),
+        "kmsMaster",
+    ),
+    (
+        "s3-sse-kms",
+        "dev",
+        BUCKET_ENCRYPTION,
+        "lake-access-logs-encryption",
+        _set("rules", []),
+        "no default encryption",
+    ),
+    # SSE-S3 is for access-log destinations only: the same rule on the lake's name is refused.
+    (
+        "s3-sse-kms",
+        "prod",
+        BUCKET_ENCRYPTION,
+        "lake-access-logs-encryption",
+        _set("bucket", "dataplatform-prod-lake-0a1b2c3d"),
+        "AES256",
+    ),
     *(
         (
             "s3-public-access-block",
@@ -204,7 +252,97 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         _parameter("rds.force_ssl", "0"),
         "rds.force_ssl must be 1",
     ),
-    ("rds-force-ssl", "dev", rules.DB_PARAMETER_GROUP, None, _set("parameters", []), "force_ssl"),
+    (
+        "rds-force-ssl",
+        "dev",
+        rules.DB_PARAMETER_GROUP,
+        None,
+        _parameter("rds.force_ssl", None),
+        "force_ssl",
+    ),
+    (
+        "rds-query-logging",
+        "prod",
+        rules.DB_PARAMETER_GROUP,
+        None,
+        _parameter("log_statement", "none"),
+        "log_statement",
+    ),
+    (
+        "rds-query-logging",
+        "dev",
+        rules.DB_PARAMETER_GROUP,
+        None,
+        _parameter("log_min_duration_statement", "-1"),
+        "log_min_duration_statement",
+    ),
+    (
+        "rds-query-logging",
+        "prod",
+        rules.DB_PARAMETER_GROUP,
+        None,
+        _parameter("log_connections", None),
+        "log_connections",
+    ),
+    (
+        "rds-enhanced-monitoring",
+        "prod",
+        rules.DB_INSTANCE,
+        None,
+        _set("monitoringInterval", 0),
+        "monitoringInterval",
+    ),
+    (
+        "rds-enhanced-monitoring",
+        "dev",
+        rules.DB_INSTANCE,
+        None,
+        _delete("monitoringRoleArn"),
+        "monitoringRoleArn",
+    ),
+    (
+        "log-group-cmk",
+        "prod",
+        rules.LOG_GROUP,
+        "network-flow-logs",
+        _delete("kmsKeyId"),
+        "kmsKeyId",
+    ),
+    ("log-group-cmk", "dev", rules.LOG_GROUP, "processor-logs", _delete("kmsKeyId"), "kmsKeyId"),
+    ("kms-explicit-policy", "dev", rules.KMS_KEY, "logs-key", _delete("policy"), "policy must"),
+    (
+        "kms-explicit-policy",
+        "prod",
+        rules.KMS_KEY,
+        "lake-key",
+        _policy(_open_to_anyone),
+        "any principal",
+    ),
+    (
+        "lambda-hardening",
+        "prod",
+        rules.LAMBDA_FUNCTION,
+        None,
+        _delete("tracingConfig"),
+        "tracingConfig",
+    ),
+    ("lambda-hardening", "dev", rules.LAMBDA_FUNCTION, None, _delete("kmsKeyArn"), "kmsKeyArn"),
+    (
+        "lambda-hardening",
+        "prod",
+        rules.LAMBDA_FUNCTION,
+        None,
+        _delete("codeSigningConfigArn"),
+        "codeSigningConfigArn",
+    ),
+    (
+        "lambda-hardening",
+        "prod",
+        rules.CODE_SIGNING_CONFIG,
+        None,
+        _set("policies.untrustedArtifactOnDeployment", "Warn"),
+        "Enforce",
+    ),
     (
         "rds-prod-protections",
         "prod",
@@ -242,7 +380,7 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         "iam-least-privilege",
         "dev",
         "aws:iam/rolePolicy:RolePolicy",
-        None,
+        "processor-role-policy",
         _policy(_allow("*", "*")),
         "'*'",
     ),
@@ -250,7 +388,7 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         "iam-least-privilege",
         "prod",
         "aws:iam/rolePolicy:RolePolicy",
-        None,
+        "processor-role-policy",
         _policy(_allow(["s3:*"], "arn:aws:s3:::somewhere")),
         "'s3:*'",
     ),
@@ -258,7 +396,7 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         "iam-least-privilege",
         "prod",
         "aws:iam/rolePolicy:RolePolicy",
-        None,
+        "processor-role-policy",
         _policy(_widen_to_every_secret),
         "secretsmanager:GetSecretValue",
     ),
@@ -266,9 +404,17 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         "iam-least-privilege",
         "dev",
         "aws:iam/rolePolicy:RolePolicy",
-        None,
+        "processor-role-policy",
         _policy(_allow("s3:Get*", "arn:aws:s3:::*")),
         "data actions",
+    ),
+    (
+        "iam-least-privilege",
+        "prod",
+        "aws:iam/rolePolicy:RolePolicy",
+        "processor-role-policy",
+        _policy(_unscope_network_interfaces),
+        "resource-level permissions",
     ),
     (
         "iam-least-privilege",
@@ -347,14 +493,26 @@ def test_dev_is_allowed_what_prod_is_not(manifests: Callable[[str], Manifest]) -
 @pytest.mark.parametrize(
     ("statement", "problems"),
     [
-        ({"Effect": "Allow", "Action": "ec2:CreateNetworkInterface", "Resource": "*"}, 0),
+        # CKV_AWS_290/355: an action with resource types on "*" needs a condition at least.
+        ({"Effect": "Allow", "Action": "ec2:CreateNetworkInterface", "Resource": "*"}, 1),
+        ({"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*"}, 0),
+        ({"Effect": "Allow", "Action": "iam:GetRole*", "Resource": "*"}, 1),
+        (
+            {
+                "Effect": "Allow",
+                "Action": "ec2:Create*",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+            },
+            0,
+        ),
         ({"Effect": "Deny", "Action": "*", "Resource": "*"}, 0),
         ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/raw/*"}, 0),
         ({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}, 1),
         ({"Effect": "Allow", "Action": ["sqs:*"], "Resource": "arn:aws:sqs:*:*:q"}, 1),
         ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}, 1),
         ({"Effect": "Allow", "Action": "s3:ListBucket", "NotResource": "arn:aws:s3:::x"}, 1),
-        ({"Effect": "Allow", "Action": "*", "Resource": "*"}, 2),
+        ({"Effect": "Allow", "Action": "*", "Resource": "*"}, 3),
     ],
 )
 def test_iam_statements(statement: dict[str, Any], problems: int) -> None:
@@ -391,7 +549,8 @@ def test_a_bucket_without_its_protections_fails_the_stack_rule(
     ]
     found = rules.stack_violations(resources)
     assert {name for name, _ in found} == {"s3-bucket-protections-present"}
-    assert len(found) == 2
+    # Two missing companions for each of the three buckets: lake, access logs, replica.
+    assert len(found) == 6
 
 
 def test_a_function_logging_to_an_unmanaged_group_fails_the_stack_rule(
@@ -418,12 +577,51 @@ def test_prod_refuses_an_unprotected_stateful_resource(
     assert {name for name, _ in found} == {"prod-stateful-protected"}
     named = sorted(message.split(" holds")[0] for _, message in found)
     assert named == [
+        "Bucket lake-access-logs-bucket",
         "Bucket lake-bucket",
+        "Bucket lake-replica-bucket",
         "Instance database-instance",
         "Key database-key",
         "Key lake-key",
+        "Key lake-replica-key",
+        "Key logs-key",
         "Secret database-secret",
     ]
     # Tagged prod in any stack counts too.
     tagged = [replace(r, stack="") for r in stripped]
     assert len(rules.stack_violations(tagged)) == len(found)
+
+
+def _without(resources: list[rules.StackResource], type_: str) -> list[rules.StackResource]:
+    return [r for r in resources if r.type != type_]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_vpc_without_its_flow_log_fails_the_stack_rule(
+    manifests: Callable[[str], Manifest], stack: str
+) -> None:
+    # Rule: CKV2_AWS_11 - every VPC logs ALL its flows.
+    resources = _without(stack_resources(manifests(stack)), rules.FLOW_LOG)
+    assert {name for name, _ in rules.stack_violations(resources)} == {"vpc-flow-logs"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_lake_without_access_logging_fails_the_stack_rule(
+    manifests: Callable[[str], Manifest], stack: str
+) -> None:
+    # Rule: CKV_AWS_18 - the lake logs its requests; the log bucket itself need not.
+    resources = _without(stack_resources(manifests(stack)), rules.BUCKET_LOGGING)
+    found = rules.stack_violations(resources)
+    assert {name for name, _ in found} == {"s3-access-logging"}
+    assert [message.split()[1] for _, message in found] == ["lake-bucket"], found
+
+
+def test_prod_without_replication_fails_and_dev_passes(
+    manifests: Callable[[str], Manifest],
+) -> None:
+    # Rule: CKV_AWS_144 - prod's lake is replicated to a second region; dev by design is not.
+    assert rules.stack_violations(stack_resources(manifests("dev"))) == []
+    resources = _without(stack_resources(manifests("prod")), rules.BUCKET_REPLICATION)
+    found = rules.stack_violations(resources)
+    assert {name for name, _ in found} == {"prod-replication"}
+    assert [message.split()[1] for _, message in found] == ["lake-bucket"], found
