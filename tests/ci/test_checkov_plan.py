@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import checkov_scan as scan
-
+from dataplatform import checkov_scan as scan
 from dataplatform.mocks import ProgramRun, RecordedResource
 
 

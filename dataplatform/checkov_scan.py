@@ -1,6 +1,6 @@
 """Checkov's AWS checks over the resources each stack registers, offline.
 
-Usage: `uv run python .ci/checkov_scan.py [--stack dev --stack prod --stack bootstrap] [--out DIR]`
+Usage: `uv run python -m dataplatform.checkov_scan [--stack dev|prod|bootstrap ...] [--out DIR]`
 
 Checkov scans Terraform, not Pulumi programs, so each stack is run under Pulumi's mocks (what
 `dataplatform synth` does) and every registered resource is written as a Terraform plan
@@ -19,6 +19,7 @@ not listed in `ACCEPTED` for that stack (with the reason), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import shutil
@@ -41,9 +42,42 @@ ACCEPTED: Mapping[str, Mapping[str, str]] = {
         "CKV_AWS_116": "a function DLQ catches only asynchronous invocations; SQS event source "
         "failures reach the queue's DLQ through its redrive policy",
         "CKV2_AWS_57": "the master password is rotated through stack config by design",
+        "CKV_AWS_161": "IAM database authentication: issue 13's other half (processor DB role)",
+        "CKV_AWS_145 *access_logs*": "S3 server access logging supports SSE-S3 destinations "
+        "only (Amazon S3 User Guide, enabling server access logging)",
+        "CKV_AWS_18 *access_logs*": "a log destination must not log itself",
+        "CKV_AWS_144 *access_logs*": "access logs are not replicated (they stay in-region)",
+        "CKV2_AWS_62 *access_logs*": "nothing consumes access-log events",
+        "CKV2_AWS_62 *replica*": "a replica is written by replication only; nothing consumes "
+        "its events",
+        "CKV_AWS_18 *replica*": "a replica is written by S3 replication only; its access "
+        "would need a second log bucket in the replica region",
+        "CKV_AWS_144 *replica*": "a replica is not replicated again",
+    },
+    "bootstrap": {
+        "CKV2_AWS_62 aws_s3_bucket.state_bucket": "nothing consumes the state bucket's events; "
+        "its changes are kept by versioning and its access logs",
+    },
+    "dev": {
+        "CKV_AWS_144": "dev is not replicated by design (disposable)",
+        "CKV_AWS_157": "dev is single-AZ by design",
+        "CKV_AWS_293": "dev has no deletion protection by design",
+        "CKV_AWS_338": "dev keeps logs 14 days by design",
     },
 }
-"""Check ids that may fail, per stack (`*`: every stack), with the reason."""
+"""Failures accepted per stack (`*`: every stack), with the reason: a check id, or a check id
+and an fnmatch pattern of the resource addresses it applies to."""
+
+
+def accepted_reason(stack: str, check_id: str, resource: str) -> str | None:
+    """Why a failure of `check_id` on `resource` is accepted in `stack`, or None."""
+    for scope in (stack, "*"):
+        for key, reason in ACCEPTED.get(scope, {}).items():
+            wanted, _, pattern = key.partition(" ")
+            if wanted == check_id and (not pattern or fnmatch.fnmatch(resource, pattern)):
+                return reason
+    return None
+
 
 TERRAFORM_TYPES = {
     "aws:ec2/vpc:Vpc": "aws_vpc",
@@ -230,31 +264,34 @@ def checkov(plan: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def summarise(stack: str, results: Mapping[str, Sequence[tuple[str, str]]]) -> list[str]:
-    """Lines of the report of one stack, and the unaccepted failing ids (last line)."""
+    """The report of one stack: totals, then each failing and each passing check id."""
     by_id: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"passed": [], "failed": []})
     for outcome, checks in results.items():
         for check_id, resource in checks:
             by_id[check_id][outcome].append(resource)
     failing = sorted(i for i, r in by_id.items() if r["failed"])
     passing = sorted(i for i, r in by_id.items() if not r["failed"])
-    accepted = {**ACCEPTED.get("*", {}), **ACCEPTED.get(stack, {})}
     lines = [
         f"== {stack}: {len(results['passed'])} passed, {len(results['failed'])} failed "
         f"({len(passing)} check ids pass, {len(failing)} fail)"
     ]
     for check_id in failing:
-        note = f"  [accepted: {accepted[check_id]}]" if check_id in accepted else ""
-        resources = ", ".join(sorted(by_id[check_id]["failed"]))
         passed = len(by_id[check_id]["passed"])
-        lines.append(f"FAIL {check_id} ({passed} passed) {resources}{note}")
+        lines.append(f"FAIL {check_id} ({passed} passed)")
+        for resource in sorted(by_id[check_id]["failed"]):
+            reason = accepted_reason(stack, check_id, resource)
+            lines.append(f"     {resource}" + (f"  [accepted: {reason}]" if reason else ""))
     lines.extend(f"pass {check_id} ({len(by_id[check_id]['passed'])})" for check_id in passing)
     return lines
 
 
 def unaccepted(stack: str, results: Mapping[str, Sequence[tuple[str, str]]]) -> list[str]:
-    """Failing check ids not accepted for `stack`."""
-    accepted = {**ACCEPTED.get("*", {}), **ACCEPTED.get(stack, {})}
-    return sorted({i for i, _ in results["failed"]} - set(accepted))
+    """`check id resource` of each failure not accepted for `stack`."""
+    return sorted(
+        f"{check_id} {resource}"
+        for check_id, resource in results["failed"]
+        if accepted_reason(stack, check_id, resource) is None
+    )
 
 
 def main(argv: Iterable[str] | None = None) -> int:
