@@ -70,3 +70,11 @@ def test_an_input_holding_a_dependency_id_references_it() -> None:
         "aws_vpc.net_vpc",
         "aws_flow_log.net_flow",
     ]
+
+
+def test_accepted_failures_are_per_stack_and_per_resource() -> None:
+    # Dev's by-design gaps are dev's only; a guard's exemption does not cover the lake itself.
+    assert scan.accepted_reason("dev", "CKV_AWS_144", "aws_s3_bucket.lake_bucket")
+    assert scan.accepted_reason("prod", "CKV_AWS_144", "aws_s3_bucket.lake_bucket") is None
+    assert scan.accepted_reason("prod", "CKV_AWS_145", "aws_s3_bucket.lake_access_logs_bucket")
+    assert scan.accepted_reason("prod", "CKV_AWS_145", "aws_s3_bucket.lake_bucket") is None
