@@ -9,6 +9,9 @@
 - Processor: the Lambda running the ETL on every raw/ object via an SQS queue with a dead-letter
   queue, its least-privilege role, log group, alarms, and a migration run on every deploy that
   changes `etl/migrations/`.
+- Catalog: a Glue database with tables over processed/, rejects/ and master/ (partition
+  projection), an Athena workgroup with enforced, encrypted results and a scan limit, named
+  queries, and a read-only analyst role.
 
 Settings come from the stack's config (`Pulumi.<stack>.yaml`, defaults in `Pulumi.yaml`), and are
 validated before anything is created. See docs/infrastructure.md.
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.catalog import Catalog, CatalogArgs
 from components.data_lake import DataLake, DataLakeArgs
 from components.database import Database, DatabaseArgs, log_group_name
 from components.kms import log_key_policy_output, stack_key_policy_output
@@ -129,9 +133,25 @@ processor = Processor(
     ),
 )
 
+catalog = Catalog(
+    "catalog",
+    CatalogArgs(
+        name_prefix=prefix,
+        settings=settings.catalog,
+        bucket_name=lake.bucket_name,
+        bucket_arn=lake.bucket_arn,
+        lake_key_arn=lake.kms_key_arn,
+        tags=tags,
+        force_destroy=settings.lake.force_destroy,
+    ),
+)
+
 pulumi.export("bucketName", lake.bucket_name)
 pulumi.export("queueUrl", processor.queue_url)
 pulumi.export("deadLetterQueueUrl", processor.dead_letter_queue_url)
 pulumi.export("functionName", processor.function_name)
 pulumi.export("databaseEndpoint", database.endpoint)
 pulumi.export("databaseSecretArn", database.secret_arn)
+pulumi.export("glueDatabase", catalog.database_name)
+pulumi.export("athenaWorkgroup", catalog.workgroup_name)
+pulumi.export("analystRoleArn", catalog.analyst_role_arn)

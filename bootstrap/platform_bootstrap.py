@@ -487,6 +487,51 @@ def deploy_policy(
         _in_region(
             _statement("EndpointPrivateDns", ["route53:AssociateVPCWithHostedZone"], "*"), region
         ),
+        # Glue authorizes on the catalog, the database and its tables; the database is the
+        # stack's prefix in snake_case (Athena names may not hold hyphens).
+        _statement(
+            "ManageCatalog",
+            [
+                "glue:CreateDatabase",
+                "glue:GetDatabase",
+                "glue:UpdateDatabase",
+                "glue:DeleteDatabase",
+                "glue:CreateTable",
+                "glue:GetTable",
+                "glue:UpdateTable",
+                "glue:DeleteTable",
+                "glue:GetPartitionIndexes",
+                "glue:GetTags",
+                "glue:TagResource",
+                "glue:UntagResource",
+            ],
+            [
+                arn % ("glue", "catalog"),
+                arn % ("glue", f"database/{prefix.replace('-', '_')}"),
+                arn % ("glue", f"table/{prefix.replace('-', '_')}/*"),
+            ],
+        ),
+        _statement(
+            "ManageCatalogEncryption",
+            ["glue:GetDataCatalogEncryptionSettings", "glue:PutDataCatalogEncryptionSettings"],
+            [arn % ("glue", "catalog")],
+        ),
+        _statement(
+            "ManageWorkgroups",
+            [
+                "athena:CreateWorkGroup",
+                "athena:GetWorkGroup",
+                "athena:UpdateWorkGroup",
+                "athena:DeleteWorkGroup",
+                "athena:ListTagsForResource",
+                "athena:TagResource",
+                "athena:UntagResource",
+                "athena:CreateNamedQuery",
+                "athena:GetNamedQuery",
+                "athena:DeleteNamedQuery",
+            ],
+            [arn % ("athena", f"workgroup/{prefix}-*")],
+        ),
         _statement(
             "ManageQueues",
             [
@@ -672,6 +717,14 @@ def preview_policy(
                     "secretsmanager:DescribeSecret",
                     "kms:DescribeKey",
                     "kms:ListAliases",
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetPartitionIndexes",
+                    "glue:GetTags",
+                    "glue:GetDataCatalogEncryptionSettings",
+                    "athena:GetWorkGroup",
+                    "athena:ListTagsForResource",
+                    "athena:GetNamedQuery",
                 ],
                 "*",
             ),

@@ -46,7 +46,7 @@ alias.go)."""
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 """What S3 (bundle upload, code fetch) and Secrets Manager ask KMS for, with the caller's
 rights."""
-KEY_SERVICES = ("lambda", "rds", "s3", "secretsmanager")
+KEY_SERVICES = ("glue", "lambda", "rds", "s3", "secretsmanager")
 """The services that use the stack's keys on the deploy role's behalf (Lambda fetches the code
 through S3, and encrypts the function's environment with the database key)."""
 

@@ -35,6 +35,7 @@ from etl.contract import (
     DB_USER_ENV,
     ETL_SETTINGS_ENV,
     HANDLER,
+    LAKE_BUCKET_ENV,
     LOG_LEVEL_ENV,
     PROCESSOR_DB_USER,
     RUNTIME,
@@ -649,6 +650,7 @@ class Processor(pulumi.ComponentResource):
                     DB_USER_ENV: PROCESSOR_DB_USER,
                     # The master user's secret, for the migrate action only.
                     DB_SECRET_ARN_ENV: args.secret_arn,
+                    LAKE_BUCKET_ENV: args.bucket_name,
                     LOG_LEVEL_ENV: settings.log_level.value,
                     **({ETL_SETTINGS_ENV: settings.etl_settings} if settings.etl_settings else {}),
                 }

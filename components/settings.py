@@ -142,6 +142,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(BUNDLE_KEY, "string", "build/lambda/processor.zip"),
     ConfigKey("processorLogLevel", "string", "INFO"),
     ConfigKey(ETL_SETTINGS_KEY, "string", ""),
+    ConfigKey("athenaScanLimitGb", "integer", 10),
+    ConfigKey("glueCatalogEncryption", "boolean", True),
 )
 
 MIN_POLLER_CONCURRENCY = 2
@@ -288,6 +290,30 @@ class ProcessorSettings:
     the keys of docs/etl-settings.toml, e.g. `{"max_speed_mph": 90}`; passed to the function."""
 
 
+ATHENA_MAX_SCAN_LIMIT_GB = 10_240
+"""The largest per-query scan limit the settings accept (10 TiB, $50 a query at $5 per TB):
+beyond it a limit no longer limits anything."""
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """The Glue Data Catalog and the Athena workgroup over the lake."""
+
+    scan_limit_gb: int
+    """`athenaScanLimitGb`, default 10: the most a single Athena query of the workgroup may
+    scan, in GiB, 1 to 10240 (Athena's minimum is 10 MB); a query that would scan more is
+    cancelled."""
+    catalog_encryption: bool
+    """`glueCatalogEncryption`, default true: encrypt the account's Glue Data Catalog (metadata
+    and connection passwords) with the lake key. The setting is one per account and region:
+    with two stacks in one account, only one may manage it (set it false on the other)."""
+
+    @property
+    def scan_limit_bytes(self) -> int:
+        """The limit as Athena takes it, in bytes."""
+        return self.scan_limit_gb * 1024**3
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the program needs to know about one stack, validated."""
@@ -311,6 +337,8 @@ class Settings:
     """The database's settings, including the secret password."""
     processor: ProcessorSettings
     """The processor's settings, including the bundle path."""
+    catalog: CatalogSettings
+    """The Glue catalog's and the Athena workgroup's settings."""
 
     @property
     def name_prefix(self) -> str:
@@ -479,6 +507,10 @@ def parse_settings(
     lake = _lake(read, region)
     database = _database(read, password)
     processor = _processor(read, root, thresholds_problem or _json_object_problem)
+    catalog = CatalogSettings(
+        scan_limit_gb=read.integer("athenaScanLimitGb", 1, ATHENA_MAX_SCAN_LIMIT_GB),
+        catalog_encryption=read.boolean("glueCatalogEncryption"),
+    )
 
     if environment is Environment.PROD:
         _prod_rules(read, lake, database)
@@ -495,6 +527,7 @@ def parse_settings(
         lake=lake,
         database=database,
         processor=processor,
+        catalog=catalog,
     )
 
 

@@ -243,6 +243,7 @@ COMPONENT_ORDER = (
     "BucketReplica",
     "Processor",
     "Database",
+    "Catalog",
     "Network",
     "LogKey",
 )

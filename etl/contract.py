@@ -23,6 +23,8 @@ class Zone(StrEnum):
     REJECTS = "rejects"
     REPORTS = "reports"
     QUARANTINE = "quarantine"
+    MASTER = "master"
+    """The master data (zones, code tables) as Parquet, for Athena to join on."""
 
     @property
     def prefix(self) -> str:
@@ -35,6 +37,7 @@ PROCESSED_PREFIX: Final = Zone.PROCESSED.prefix
 REJECTS_PREFIX: Final = Zone.REJECTS.prefix
 REPORTS_PREFIX: Final = Zone.REPORTS.prefix
 QUARANTINE_PREFIX: Final = Zone.QUARANTINE.prefix
+MASTER_PREFIX: Final = Zone.MASTER.prefix
 
 S3_ACCESS: Final[dict[str, tuple[str, ...]]] = {
     RAW_PREFIX: ("s3:GetObject", "s3:GetObjectVersion"),
@@ -42,10 +45,12 @@ S3_ACCESS: Final[dict[str, tuple[str, ...]]] = {
     REJECTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
     REPORTS_PREFIX: ("s3:DeleteObject", "s3:PutObject"),
     QUARANTINE_PREFIX: ("s3:PutObject",),
+    MASTER_PREFIX: ("s3:PutObject",),
 }
 """The S3 actions the processor uses, per zone prefix of the lake bucket: what its IAM policy must
 allow (GetObjectVersion because it reads the version an event names; DeleteObject to remove a
-stale report first and partial outputs after a failed write). Without s3:ListBucket on the bucket
+stale report first and partial outputs after a failed write; master/ is written by the deploy-time
+migration and never read back). Without s3:ListBucket on the bucket
 a deleted raw object answers 403 rather than 404, and its event is retried instead of skipped:
 ListBucket is deliberately not granted (it would reveal every key of the lake)."""
 
@@ -106,6 +111,9 @@ ETL_SETTINGS_ENV: Final = "ETL_SETTINGS"
 """Environment variable holding the stack's rule thresholds: a JSON object of the keys of
 docs/etl-settings.toml (absent or empty: the defaults)."""
 
+LAKE_BUCKET_ENV: Final = "LAKE_BUCKET"
+"""Environment variable naming the lake bucket: where the migration writes the master data."""
+
 MIGRATE_ACTION: Final = "migrate"
 """The `action` of the event that asks the function to migrate the database."""
 
@@ -113,6 +121,12 @@ MIGRATE_ACTION: Final = "migrate"
 def migrate_event() -> dict[str, str]:
     """The event the deployment invokes the function with to run the migrations."""
     return {"action": MIGRATE_ACTION}
+
+
+def master_data_key(table: str) -> str:
+    """The lake key of master table `table` (`master/zones/zones.parquet`): one folder per table,
+    which is what a catalog table's location names."""
+    return f"{MASTER_PREFIX}{table}/{table}.parquet"
 
 
 # --- The database -------------------------------------------------------------------------------

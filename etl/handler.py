@@ -15,7 +15,8 @@ Configuration comes from the environment: `DB_AUTH` and what it needs to log in 
 processor's own database role (`iam`: `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, for an IAM
 token; `password`: `DB_PROCESSOR_SECRET_ARN`, a secret with that role's password, for local
 PostgreSQL), `DB_SECRET_ARN` (the master user's secret, read only by the migrate action),
-`LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), and the standard AWS variables,
+`LOG_LEVEL`, `ETL_SETTINGS` (the stack's rule thresholds, JSON), `LAKE_BUCKET` (where the
+migrate action writes the master data as Parquet), and the standard AWS variables,
 `AWS_ENDPOINT_URL` included (boto3 reads it for every service), so moto's server or LocalStack
 work without code changes.
 """
@@ -45,10 +46,12 @@ from etl.contract import (
     DB_SECRET_ARN_ENV,
     DB_USER_ENV,
     ETL_SETTINGS_ENV,
+    LAKE_BUCKET_ENV,
     RAW_PREFIX,
     DbAuth,
 )
 from etl.core.errors import DataplatformError, UnprocessableInput, UsageError, first_line
+from etl.core.master_data import master_tables
 from etl.core.pipeline import process_file
 from etl.core.settings import EtlSettings, settings_from_json
 from etl.database import (
@@ -120,8 +123,11 @@ class Runtime:
         admin: Database,
         settings: EtlSettings | None = None,
         sqs: SQSClient | None = None,
+        lake_bucket: str | None = None,
     ) -> None:
         self.s3 = s3
+        self.lake_bucket = lake_bucket
+        """Where the migration writes the master data (`LAKE_BUCKET`); None: it does not."""
         self.lake = Lake(s3)
         self.database = database
         """The processor role's connection: every load."""
@@ -160,7 +166,16 @@ class Runtime:
             admin=Database(SecretsManagerCredentials(secrets, secret_id)),
             settings=settings,
             sqs=sqs,
+            lake_bucket=os.environ.get(LAKE_BUCKET_ENV) or None,
         )
+
+    def write_master_data(self) -> dict[str, str]:
+        """Write the master data to the lake bucket `LAKE_BUCKET` names (none: nothing, e.g. a
+        migration run against a database alone); return table -> key."""
+        if not self.lake_bucket:
+            return {}
+        with tempfile.TemporaryDirectory(prefix="master-") as directory:
+            return self.lake.write_master_data(self.lake_bucket, master_tables(), Path(directory))
 
     def close(self) -> None:
         """Close the database connections."""
@@ -177,10 +192,11 @@ class Runtime:
                 result = migrate(self.admin.connection())
             finally:
                 self.admin.close()
-            fields = {"event": "migrated", **result.as_dict(), "request_id": request_id}
+            summary = {**result.as_dict(), "lake_master_data": self.write_master_data()}
+            fields = {"event": "migrated", **summary, "request_id": request_id}
             fields["duration_ms"] = _ms_since(started)
             _log.info("migrations applied", extra={"fields": fields})
-            return {"action": "migrate", **result.as_dict()}
+            return {"action": "migrate", **summary}
         failed: list[Message] = []
         failed_plain = 0
         for message in messages(event):

@@ -10,6 +10,7 @@ Layout (one bucket, zone prefixes):
     reports/<dataset>/year=YYYY/month=MM/<stem>.json       quality report: the completion marker
     reports/index.html                                     every object's report or quarantine
     quarantine/<raw key> + quarantine/<raw key>.error.json unprocessable input, byte for byte
+    master/<table>/<table>.parquet                         master data, written by the migration
 
 `<stem>` is the raw file's name without suffixes and 12 hex digits of the SHA-256 of its whole
 key under raw/ (`lake_stem`): the same key always writes the same outputs (a redelivery or a
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 from botocore.exceptions import ClientError
 
 from etl.contract import (
@@ -39,6 +41,7 @@ from etl.contract import (
     RAW_PREFIX,
     REJECTS_PREFIX,
     REPORTS_PREFIX,
+    master_data_key,
 )
 from etl.core.errors import QUARANTINE_ERROR_SUFFIX, UnprocessableInput
 from etl.core.naming import Month, output_stem
@@ -252,6 +255,25 @@ class Lake:
             Body=render_index(index_entries(summaries)).encode(),
             ContentType="text/html; charset=utf-8",
         )
+
+    def write_master_data(
+        self, bucket: str, tables: dict[str, pl.DataFrame], directory: Path
+    ) -> dict[str, str]:
+        """Write each master table as Parquet to its `master/` key (the catalog's tables over
+        them let Athena join zone names and code descriptions); return table -> key."""
+        written = {}
+        for table, frame in sorted(tables.items()):
+            path = directory / f"{table}.parquet"
+            frame.write_parquet(path)
+            key = master_data_key(table)
+            self.s3.upload_file(
+                str(path),
+                bucket,
+                key,
+                ExtraArgs={"ContentType": "application/vnd.apache.parquet"},
+            )
+            written[table] = key
+        return written
 
     def _remove(self, bucket: str, keys: tuple[str, ...]) -> None:
         for key in keys:

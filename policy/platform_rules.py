@@ -47,6 +47,10 @@ FLOW_LOG = "aws:ec2/flowLog:FlowLog"
 BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
 BUCKET_REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 CODE_SIGNING_CONFIG = "aws:lambda/codeSigningConfig:CodeSigningConfig"
+ATHENA_WORKGROUP = "aws:athena/workgroup:Workgroup"
+GLUE_CATALOG_ENCRYPTION = "aws:glue/dataCatalogEncryptionSettings:DataCatalogEncryptionSettings"
+ATHENA_RESULT_ENCRYPTION = frozenset({"SSE_KMS", "CSE_KMS"})
+GLUE_CATALOG_MODES = frozenset({"SSE-KMS", "SSE-KMS-WITH-SERVICE-ROLE"})
 IAM_POLICY_DOCUMENT_TYPES = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
     "aws:iam/policy:Policy": "policy",
@@ -509,6 +513,60 @@ def check_queue_encryption(resource_type: str, props: Props, stack: str) -> list
     return ["set sqsManagedSseEnabled true or kmsMasterKeyId (messages encrypted at rest)"]
 
 
+# --- Athena and the Glue catalog --------------------------------------------------------------
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def check_athena_workgroup(resource_type: str, props: Props, stack: str) -> list[str]:
+    """Workgroups enforce their configuration, encrypt results with a KMS key and cap the bytes
+    a query may scan."""
+    configuration = _mapping(props.get("configuration"))
+    found = []
+    if configuration.get("enforceWorkgroupConfiguration") is not True:
+        found.append(
+            "configuration.enforceWorkgroupConfiguration must be true (clients could otherwise "
+            "send results elsewhere, unencrypted)"
+        )
+    results = _mapping(configuration.get("resultConfiguration"))
+    encryption = _mapping(results.get("encryptionConfiguration"))
+    if encryption.get("encryptionOption") not in ATHENA_RESULT_ENCRYPTION or not encryption.get(
+        "kmsKeyArn"
+    ):
+        found.append(
+            "configuration.resultConfiguration.encryptionConfiguration must be SSE_KMS or "
+            "CSE_KMS with a kmsKeyArn (query results hold the data they select)"
+        )
+    cutoff = configuration.get("bytesScannedCutoffPerQuery")
+    if not isinstance(cutoff, int | float) or cutoff <= 0:
+        found.append(
+            "configuration.bytesScannedCutoffPerQuery must be set (one query could otherwise "
+            "scan, and bill, the whole lake)"
+        )
+    return found
+
+
+def check_glue_catalog_encryption(resource_type: str, props: Props, stack: str) -> list[str]:
+    """The Glue Data Catalog encrypts its metadata and connection passwords with a KMS key."""
+    settings = _mapping(props.get("dataCatalogEncryptionSettings"))
+    at_rest = _mapping(settings.get("encryptionAtRest"))
+    passwords = _mapping(settings.get("connectionPasswordEncryption"))
+    found = []
+    if at_rest.get("catalogEncryptionMode") not in GLUE_CATALOG_MODES or not at_rest.get(
+        "sseAwsKmsKeyId"
+    ):
+        found.append("encryptionAtRest must be SSE-KMS with an sseAwsKmsKeyId")
+    if passwords.get("returnConnectionPasswordEncrypted") is not True or not passwords.get(
+        "awsKmsKeyId"
+    ):
+        found.append(
+            "connectionPasswordEncryption must return passwords encrypted, with an awsKmsKeyId"
+        )
+    return found
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "s3-sse-kms",
@@ -601,6 +659,19 @@ RULES: tuple[Rule, ...] = (
         "SQS queues encrypt messages at rest.",
         frozenset({QUEUE}),
         check_queue_encryption,
+    ),
+    Rule(
+        "athena-workgroup-guarded",
+        "Athena workgroups enforce their configuration, encrypt results with KMS and cap the "
+        "bytes a query scans.",
+        frozenset({ATHENA_WORKGROUP}),
+        check_athena_workgroup,
+    ),
+    Rule(
+        "glue-catalog-encrypted",
+        "The Glue Data Catalog encrypts metadata and connection passwords with a KMS key.",
+        frozenset({GLUE_CATALOG_ENCRYPTION}),
+        check_glue_catalog_encryption,
     ),
 )
 

@@ -76,3 +76,22 @@ def zones() -> pl.DataFrame:
 def zone_ids() -> tuple[int, ...]:
     """Every valid location ID from the zone lookup (264 Unknown, 265 Outside of NYC included)."""
     return tuple(zones().get_column("location_id").sort().to_list())
+
+
+def _codes(column: str, label: str, codes: dict[int, str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {column: list(codes), label: list(codes.values())},
+        schema={column: pl.Int32, label: pl.String},
+    ).sort(column)
+
+
+def master_tables() -> dict[str, pl.DataFrame]:
+    """Every master table under the name and columns it has in PostgreSQL (`taxi.<name>`), as
+    written to the lake for Athena to join on."""
+    return {
+        "zones": zones().sort("location_id"),
+        "vendors": _codes("vendor_id", "name", VENDORS),
+        "rate_codes": _codes("rate_code_id", "description", RATE_CODES),
+        "payment_types": _codes("payment_type", "description", PAYMENT_TYPES),
+        "trip_types": _codes("trip_type", "description", TRIP_TYPES),
+    }

@@ -106,10 +106,12 @@ def test_function_logs_json_into_its_group_with_retention(stack_run: ProgramRun)
 
 def test_environment_names_the_database_and_holds_no_password(stack_run: ProgramRun) -> None:
     # Rule: loads log in with IAM tokens as the processor's role, at the instance's address;
-    # DB_SECRET_ARN (the master secret, for migrations) is the only secret named; no password.
+    # DB_SECRET_ARN (the master secret, for migrations) is the only secret named; LAKE_BUCKET is
+    # where the migration writes master data; no password.
     variables = inputs(_function(stack_run))["environment"]["variables"]
     secret_arn = stack_run.one("aws:secretsmanager/secret:Secret").outputs["arn"]
     instance = stack_run.one("aws:rds/instance:Instance", "database-instance")
+    bucket = stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["bucket"]
     assert variables == {
         "DB_AUTH": "iam",
         "DB_HOST": instance.outputs["address"],
@@ -117,6 +119,7 @@ def test_environment_names_the_database_and_holds_no_password(stack_run: Program
         "DB_NAME": setting(stack_run.stack, "dbName"),
         "DB_USER": PROCESSOR_DB_USER,
         "DB_SECRET_ARN": secret_arn,
+        "LAKE_BUCKET": bucket,
         "LOG_LEVEL": setting(stack_run.stack, "processorLogLevel"),
     }, variables
     assert TEST_PASSWORD not in json.dumps(variables), _function(stack_run).urn
@@ -198,7 +201,8 @@ def test_network_interface_actions_are_scoped_to_the_vpc(stack_run: ProgramRun) 
 
 
 def test_object_actions_are_scoped_to_their_zones(stack_run: ProgramRun) -> None:
-    # Rule: read raw/ only; write processed/, rejects/, reports/, quarantine/ only; delete
+    # Rule: read raw/ only; write processed/, rejects/, reports/, quarantine/ and (the
+    # migration's master data) master/ only; delete
     # (a stale report, a failed attempt's outputs) in processed/, rejects/, reports/ only.
     arn = stack_run.one("aws:s3/bucket:Bucket", "lake-bucket").outputs["arn"]
     grants = {a: r for a, r in _grants(stack_run).items() if a.startswith("s3:")}
@@ -206,7 +210,8 @@ def test_object_actions_are_scoped_to_their_zones(stack_run: ProgramRun) -> None
         "s3:GetObject": [f"{arn}/raw/*"],
         "s3:GetObjectVersion": [f"{arn}/raw/*"],
         "s3:PutObject": sorted(
-            f"{arn}/{zone}/*" for zone in ("processed", "rejects", "reports", "quarantine")
+            f"{arn}/{zone}/*"
+            for zone in ("processed", "rejects", "reports", "quarantine", "master")
         ),
         "s3:DeleteObject": sorted(
             f"{arn}/{zone}/*" for zone in ("processed", "rejects", "reports")

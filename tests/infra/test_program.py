@@ -11,6 +11,7 @@ COMPONENTS = {
     "dataplatform:index:DataLake": "lake",
     "dataplatform:index:Database": "database",
     "dataplatform:index:Processor": "processor",
+    "dataplatform:index:Catalog": "catalog",
     "dataplatform:index:LogKey": "logs",
 }
 NESTED = {
@@ -29,8 +30,8 @@ ALLOWED_INVOKES = {
 }
 
 
-def test_five_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
-    # Rule: the program is composed of exactly five dataplatform:index components, and the
+def test_six_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
+    # Rule: the program is composed of exactly six dataplatform:index components, and the
     # lake of its access-log bucket (and in prod its replica).
     found = {r.type: r.name for r in stack_run.resources if not r.custom and r.parent is None}
     assert found == COMPONENTS, found
@@ -69,13 +70,17 @@ def test_the_deprecation_detector_sees_a_deprecated_resource(tmp_path: Path) -> 
 
 
 def test_exports_are_what_users_need(stack_run: ProgramRun) -> None:
-    # Rule: the stack exports bucket, queues, function, database endpoint and secret ARN.
+    # Rule: the stack exports bucket, queues, function, database endpoint and secret ARN, and
+    # where analysts query (Glue database, Athena workgroup, analyst role).
     assert sorted(stack_run.exports) == [
+        "analystRoleArn",
+        "athenaWorkgroup",
         "bucketName",
         "databaseEndpoint",
         "databaseSecretArn",
         "deadLetterQueueUrl",
         "functionName",
+        "glueDatabase",
         "queueUrl",
     ], sorted(stack_run.exports)
 

@@ -177,6 +177,7 @@ def test_processor_policy_scopes_objects_to_zone_prefixes() -> None:
         "RejectsZone": (["s3:DeleteObject", "s3:PutObject"], [f"{BUCKET}/rejects/*"]),
         "ReportsZone": (["s3:DeleteObject", "s3:PutObject"], [f"{BUCKET}/reports/*"]),
         "QuarantineZone": (["s3:PutObject"], [f"{BUCKET}/quarantine/*"]),
+        "MasterZone": (["s3:PutObject"], [f"{BUCKET}/master/*"]),
     }
 
 

@@ -443,6 +443,52 @@ MUTATIONS: list[tuple[str, str, str, str | None, Mutation, str]] = [
         _delete("sqsManagedSseEnabled"),
         "encrypted at rest",
     ),
+    (
+        "athena-workgroup-guarded",
+        "dev",
+        rules.ATHENA_WORKGROUP,
+        None,
+        _set("configuration.enforceWorkgroupConfiguration", False),
+        "enforceWorkgroupConfiguration",
+    ),
+    (
+        "athena-workgroup-guarded",
+        "prod",
+        rules.ATHENA_WORKGROUP,
+        None,
+        _set(
+            "configuration.resultConfiguration.encryptionConfiguration.encryptionOption", "SSE_S3"
+        ),
+        "SSE_KMS",
+    ),
+    (
+        "athena-workgroup-guarded",
+        "prod",
+        rules.ATHENA_WORKGROUP,
+        None,
+        _set("configuration.bytesScannedCutoffPerQuery", None),
+        "bytesScannedCutoffPerQuery",
+    ),
+    (
+        "glue-catalog-encrypted",
+        "dev",
+        rules.GLUE_CATALOG_ENCRYPTION,
+        None,
+        _set("dataCatalogEncryptionSettings.encryptionAtRest.catalogEncryptionMode", "DISABLED"),
+        "encryptionAtRest",
+    ),
+    (
+        "glue-catalog-encrypted",
+        "prod",
+        rules.GLUE_CATALOG_ENCRYPTION,
+        None,
+        _set(
+            "dataCatalogEncryptionSettings.connectionPasswordEncryption."
+            "returnConnectionPasswordEncrypted",
+            False,
+        ),
+        "connectionPasswordEncryption",
+    ),
 ]
 
 
