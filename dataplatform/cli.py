@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -534,6 +536,14 @@ def demo(
             help="Where the HTML quality reports and the processor's log go.", file_okay=False
         ),
     ] = Path("demo-output"),
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="After the summary, keep moto's server and PostgreSQL running, print how to "
+            "connect and example queries, and stop everything on Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole platform on this machine: S3, SQS and Secrets Manager from moto's server,
     PostgreSQL from pgserver, and the Lambda handler fed through the queue.
@@ -543,17 +553,42 @@ def demo(
     rejected per file, the quarantined file and why, the top reject reasons, rows in PostgreSQL per
     month, throughput. Needs nothing installed but uv; stops everything it started.
 
-    Example: `dataplatform demo --rows 100000`
+    Example: `dataplatform demo --rows 100000`, or `dataplatform demo --keep` to query the result
     """
     if database_url is not None:
         check_database_url(database_url)
-    from dataplatform.demo.run import DemoOptions, run_demo
-    from dataplatform.demo.view import DemoProgress, print_summary
+    from dataplatform.demo.run import DemoOptions, DemoResult, Services, run_demo
+    from dataplatform.demo.view import DemoProgress, print_services, print_summary
 
     options = DemoOptions(rows=rows, s3_endpoint=s3_endpoint, database_url=database_url, out=out)
     with DemoProgress() as progress:
-        result = run_demo(options, progress.update)
-    print_summary(result)
+
+        def hold(result: DemoResult, services: Services) -> None:
+            progress.stop()
+            print_summary(result)
+            print_services(services)
+            _wait_for_interrupt()
+            typer.echo("Stopping the demo's services.", err=True)
+
+        result = run_demo(options, progress.update, hold if keep else None)
+    if not keep:
+        print_summary(result)
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM; the caller then stops what it started."""
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        # A timed wait: the signal handler runs between waits on every platform.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import boto3
 import psycopg
@@ -46,6 +47,7 @@ from etl.contract import (
     DB_AUTH_ENV,
     DB_PROCESSOR_SECRET_ARN_ENV,
     DB_SECRET_ARN_ENV,
+    LAKE_BUCKET_ENV,
     RAW_PREFIX,
     DbAuth,
 )
@@ -121,6 +123,23 @@ Progress = Callable[[str, int, int], None]
 """progress(step, done, total): called as the demo advances."""
 
 
+@dataclass(frozen=True)
+class Services:
+    """How to reach what the demo runs, while `--keep` holds it open."""
+
+    database_url: str = field(repr=False)
+    """The database, as a libpq URL: the embedded server's with its password (a throwaway
+    local server on 127.0.0.1), a `--database-url` without its password."""
+    s3_endpoint: str
+    """moto's server (or the `--s3-endpoint` given)."""
+    bucket: str
+    """The demo's lake bucket."""
+
+
+KeepOpen = Callable[[DemoResult, Services], None]
+"""Called with the result while every service still runs; they stop when it returns."""
+
+
 @dataclass
 class _Lambda:
     """The parts of Lambda's context object the handler reads."""
@@ -129,9 +148,12 @@ class _Lambda:
     function_name: str = "dataplatform-demo-processor"
 
 
-def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
+def run_demo(
+    options: DemoOptions, progress: Progress | None = None, keep_open: KeepOpen | None = None
+) -> DemoResult:
     """Run the demo end to end and return what it did. Everything it started is stopped, and
-    every cloud resource it created is deleted, before it returns."""
+    every cloud resource it created is deleted, before it returns; with `keep_open`, only once
+    `keep_open` has returned (`dataplatform demo --keep` waits there for Ctrl-C)."""
     report = progress or (lambda step, done, total: None)
     options.out.mkdir(parents=True, exist_ok=True)
     log_path = options.out / "processor.log"
@@ -186,15 +208,23 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket)
             for item in page.get("Contents", [])
         ]
-    return DemoResult(
-        bucket=lake.bucket,
-        objects=objects,
-        trips_per_month=trips,
-        processing_seconds=processing_seconds,
-        invocations=invocations,
-        log_path=log_path,
-        lake_keys=sorted(lake_keys),
-    )
+        result = DemoResult(
+            bucket=lake.bucket,
+            objects=objects,
+            trips_per_month=trips,
+            processing_seconds=processing_seconds,
+            invocations=invocations,
+            log_path=log_path,
+            lake_keys=sorted(lake_keys),
+        )
+        if keep_open is not None:
+            url = (
+                _without_password(options.database_url)
+                if options.database_url
+                else _url_from_secret(secret)
+            )
+            keep_open(result, Services(database_url=url, s3_endpoint=endpoint, bucket=lake.bucket))
+    return result
 
 
 @dataclass(frozen=True)
@@ -295,6 +325,7 @@ def _processor_environment(lake: _LakeResources) -> Iterator[None]:
         DB_SECRET_ARN_ENV: lake.secret_arn,
         DB_AUTH_ENV: DbAuth.PASSWORD.value,
         DB_PROCESSOR_SECRET_ARN_ENV: lake.processor_secret_arn,
+        LAKE_BUCKET_ENV: lake.bucket,
     }
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
@@ -307,6 +338,26 @@ def _processor_environment(lake: _LakeResources) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _url_from_secret(secret: dict[str, Any]) -> str:
+    """A libpq URL from an RDS-style connection secret."""
+    user, password = (
+        quote(str(secret["username"]), safe=""),
+        quote(str(secret["password"]), safe=""),
+    )
+    url = f"postgresql://{user}:{password}@{secret['host']}:{secret['port']}/{secret['dbname']}"
+    return f"{url}?sslmode={secret['sslmode']}" if secret.get("sslmode") else url
+
+
+def _without_password(url: str) -> str:
+    """`url` with its password removed (libpq then asks, or reads PGPASSWORD)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{netloc}"))
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from types import TracebackType
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dataplatform.demo.run import DemoResult
+from dataplatform.demo.run import DemoResult, Services
 
 
 class DemoProgress:
@@ -41,6 +42,10 @@ class DemoProgress:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Remove the bars (idempotent)."""
         self._progress.stop()
 
     def update(self, step: str, done: int, total: int) -> None:
@@ -111,3 +116,43 @@ def print_summary(result: DemoResult, console: Console | None = None) -> None:
 
 def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
+
+
+EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "Trips per dataset and pickup month",
+        "SELECT dataset, date_trunc('month', pickup_datetime)::date AS month, count(*) AS trips "
+        "FROM taxi.trips GROUP BY 1, 2 ORDER BY 1, 2;",
+    ),
+    (
+        "The ten busiest pickup zones, by name",
+        "SELECT pickup_borough, pickup_zone, count(*) AS trips FROM taxi.trips_described "
+        "GROUP BY 1, 2 ORDER BY trips DESC LIMIT 10;",
+    ),
+    (
+        "What each raw file gave",
+        "SELECT source_key, status, rows_in, rows_clean, rows_rejected FROM taxi.loads "
+        "ORDER BY source_key;",
+    ),
+)
+"""Queries `demo --keep` suggests; docs/queries.md holds them and more (a test keeps the two
+in step)."""
+
+
+def print_services(services: Services, console: Console | None = None) -> None:
+    """How to reach the kept services: the psql URL, the S3 endpoint and bucket, example
+    queries, and how to stop."""
+    console = console or Console()
+    # soft_wrap: URLs and commands stay on one line, whatever the terminal's width.
+    say = partial(console.print, soft_wrap=True, highlight=False, markup=False)
+    console.print("\n[bold]The demo's services keep running[/] (Ctrl-C stops and deletes them).")
+    say(f"PostgreSQL: psql '{services.database_url}'")
+    say(f"S3 (moto): endpoint {services.s3_endpoint}, bucket {services.bucket}")
+    say(
+        f"  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 "
+        f"aws --endpoint-url {services.s3_endpoint} s3 ls s3://{services.bucket}/ --recursive"
+    )
+    say("Example queries (more in docs/queries.md):")
+    for description, query in EXAMPLE_QUERIES:
+        say(f"  -- {description}")
+        say(f"  {query}")
