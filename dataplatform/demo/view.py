@@ -131,8 +131,8 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     ),
     (
         "What each raw file gave",
-        "SELECT source_key, status, rows_in, rows_clean, rows_rejected FROM taxi.loads "
-        "ORDER BY source_key;",
+        "SELECT source_key, status, rows_in, rows_clean, rows_rejected, error_code "
+        "FROM taxi.loads ORDER BY finished_at DESC;",
     ),
 )
 """Queries `demo --keep` suggests; docs/queries.md holds them and more (a test keeps the two

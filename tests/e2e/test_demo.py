@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -111,3 +112,41 @@ def test_cli_demo_on_embedded_services_leaves_nothing_behind(
     assert "Rows in PostgreSQL" in result.output
     assert sorted(path.name for path in scratch.iterdir()) == []
     scratch.rmdir()
+
+
+QUERIES_DOC = Path(__file__).parents[2] / "docs" / "queries.md"
+
+
+def documented_queries(section: str) -> list[str]:
+    """The ```sql blocks under the `## <section>` heading of docs/queries.md."""
+    text = QUERIES_DOC.read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```sql\n(.*?)```", body, flags=re.DOTALL)]
+
+
+def test_every_documented_postgresql_query_returns_rows(demo_run: tuple[DemoResult, str]) -> None:
+    # Rule: docs/queries.md's PostgreSQL queries run against what the demo loaded, with rows.
+    _, database_url = demo_run
+    queries = documented_queries("PostgreSQL")
+    assert len(queries) >= 8
+    assert any("taxi.trips_described" in query for query in queries)
+    with psycopg.connect(database_url) as conn:
+        for query in queries:
+            rows = conn.execute(query).fetchall()
+            assert rows, query
+
+
+def test_the_demos_example_queries_and_the_named_queries_are_documented() -> None:
+    # Rule: what `demo --keep` suggests and what the workgroup saves are in docs/queries.md.
+    from components.catalog import named_queries
+    from dataplatform.demo.view import EXAMPLE_QUERIES
+
+    def words(text: str) -> str:
+        return " ".join(text.split())
+
+    postgres = [words(query) for query in documented_queries("PostgreSQL")]
+    for _, query in EXAMPLE_QUERIES:
+        assert any(words(query).rstrip(";") in q for q in postgres), query
+    athena = [words(query) for query in documented_queries("Athena")]
+    for name, (_, query) in named_queries("dataplatform_dev").items():
+        assert words(query) in athena, name
