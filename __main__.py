@@ -9,6 +9,8 @@
 - Processor: the Lambda running the ETL on every raw/ object via an SQS queue with a dead-letter
   queue, its least-privilege role, log group, alarms, and a migration run on every deploy that
   changes `etl/migrations/`.
+- DatabaseAccess (`dbTunnel`): an EC2 Instance Connect Endpoint and a jump host, the way
+  `dataplatform db-tunnel` reaches PostgreSQL without any inbound port.
 - Catalog: a Glue database with tables over processed/, rejects/ and master/ (partition
   projection), an Athena workgroup with enforced, encrypted results and a scan limit, named
   queries, and a read-only analyst role.
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.access import DatabaseAccess, DatabaseAccessArgs
 from components.catalog import Catalog, CatalogArgs
 from components.data_lake import DataLake, DataLakeArgs
 from components.database import Database, DatabaseArgs, log_group_name
@@ -133,6 +136,20 @@ processor = Processor(
     ),
 )
 
+access = (
+    DatabaseAccess(
+        "access",
+        DatabaseAccessArgs(
+            name_prefix=prefix,
+            vpc_id=network.vpc_id,
+            subnet_id=network.private_subnet_ids[0],
+            database_security_group_id=database.security_group_id,
+            tags=tags,
+        ),
+    )
+    if settings.database.tunnel
+    else None
+)
 catalog = Catalog(
     "catalog",
     CatalogArgs(
@@ -155,3 +172,8 @@ pulumi.export("databaseSecretArn", database.secret_arn)
 pulumi.export("glueDatabase", catalog.database_name)
 pulumi.export("athenaWorkgroup", catalog.workgroup_name)
 pulumi.export("analystRoleArn", catalog.analyst_role_arn)
+pulumi.export("databaseName", settings.database.db_name)
+pulumi.export("databaseUsername", settings.database.username)
+if access is not None:
+    pulumi.export("dbTunnelEndpointId", access.endpoint_id)
+    pulumi.export("dbTunnelInstanceId", access.jump_host_id)

@@ -342,6 +342,26 @@ def deploy_policy(
             ),
             region,
         ),
+        # The jump host of `dataplatform db-tunnel` (components/access.py); Create*, Modify*
+        # and Describe* above cover its tags, attributes and the Instance Connect Endpoint.
+        _in_region(
+            _statement(
+                "ManageJumpHost",
+                [
+                    "ec2:RunInstances",
+                    "ec2:StartInstances",
+                    "ec2:StopInstances",
+                    "ec2:TerminateInstances",
+                ],
+                "*",
+            ),
+            region,
+        ),
+        _statement(
+            "ReadAmiParameter",
+            ["ssm:GetParameter"],
+            [f"arn:aws:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*"],
+        ),
         _in_region(
             _statement(
                 "ManageDatabase",
@@ -679,6 +699,16 @@ def deploy_policy(
             ),
             "Condition": {"StringEquals": {"iam:AWSServiceName": "rds.amazonaws.com"}},
         },
+        {
+            **_statement(
+                "InstanceConnectServiceLinkedRole",
+                ["iam:CreateServiceLinkedRole"],
+                f"arn:aws:iam::{account}:role/aws-service-role/ec2-instance-connect.amazonaws.com/*",
+            ),
+            "Condition": {
+                "StringEquals": {"iam:AWSServiceName": "ec2-instance-connect.amazonaws.com"}
+            },
+        },
         *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, stack),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
@@ -732,6 +762,12 @@ def preview_policy(
         ),
         _project_roles(
             _statement("ReadRoles", ["iam:GetRole", "iam:GetRolePolicy"], "*"), account, project
+        ),
+        # A preview runs the program, whose jump host reads the current AMI's public parameter.
+        _statement(
+            "ReadAmiParameter",
+            ["ssm:GetParameter"],
+            [f"arn:aws:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*"],
         ),
         *refresh_statements(region, project, account, replica_region),
         *state_access_statements(bucket_arn, state_key_arn, secrets_key_arn, project, None),

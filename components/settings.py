@@ -144,6 +144,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(ETL_SETTINGS_KEY, "string", ""),
     ConfigKey("athenaScanLimitGb", "integer", 10),
     ConfigKey("glueCatalogEncryption", "boolean", True),
+    ConfigKey("dbTunnel", "boolean", True),
 )
 
 MIN_POLLER_CONCURRENCY = 2
@@ -245,7 +246,10 @@ class DatabaseSettings:
     username: str
     """`dbUsername`, default dataplatform: the master user; a letter, then up to 15 letters,
     digits or underscores (RDS's limit for PostgreSQL), not `rdsadmin`."""
-    password: pulumi.Input[str] = field(repr=False)
+    tunnel: bool = True
+    """`dbTunnel`, default true: an EC2 Instance Connect Endpoint and a small jump host, so that
+    `dataplatform db-tunnel` reaches the database with IAM credentials and no inbound port."""
+    password: pulumi.Input[str] = field(default="", repr=False)
     """`dbPassword`, secret, required: 8 to 128 printable ASCII characters without `/`, `@`, `"`
     or space. Held as a secret Output; never printed."""
 
@@ -675,6 +679,7 @@ def _database(read: _Reader, password: pulumi.Input[str]) -> DatabaseSettings:
         log_min_duration_ms=read.integer("dbLogMinDurationMs", *LOG_MIN_DURATION_RANGE),
         db_name=names["dbName"],
         username=names["dbUsername"],
+        tunnel=read.boolean("dbTunnel"),
         password=password,
     )
 

@@ -676,6 +676,59 @@ def backfill(
         raise typer.Exit(NOTHING_MATCHED_EXIT)
 
 
+@app.command("db-tunnel")
+def db_tunnel(
+    *,
+    stack: Annotated[
+        str,
+        typer.Option(
+            "--stack",
+            "-s",
+            help="The stack whose database to reach (its outputs are read with `pulumi stack "
+            "output --json`; needs the Pulumi CLI, run from the project directory).",
+        ),
+    ],
+    local_port: Annotated[
+        int, typer.Option(help="The local port to forward.", min=1, max=65535)
+    ] = 15432,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="The database user in the printed URL. Default: the stack's master user; a "
+            "read-only login is a member of taxi_analyst (docs/queries.md).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the tunnel command and the psql URL; open nothing."),
+    ] = False,
+) -> None:
+    """Forward a local port to the stack's PostgreSQL through its EC2 Instance Connect Endpoint,
+    with your AWS credentials; no port is open to the internet.
+
+    Prints the psql URL (without a password) and runs `aws ec2-instance-connect ssh` with a
+    local forwarding until you end it (Ctrl-C or `exit`). Needs the AWS CLI v2 and a stack
+    deployed with dbTunnel true.
+
+    Example: `dataplatform db-tunnel -s dev`, then `psql "postgresql://...@localhost:15432/..."`
+    """
+    from dataplatform.backfill import stack_outputs
+    from dataplatform.tunnel import aws_cli, open_tunnel, tunnel_from_outputs
+
+    tunnel = tunnel_from_outputs(stack_outputs(stack), stack, user=user, local_port=local_port)
+    aws = "aws" if dry_run else aws_cli()
+    command = tunnel.command(aws)
+    typer.echo(f"psql URL (in another terminal, once connected): {tunnel.psql_url}")
+    typer.echo("tunnel: " + " ".join(command))
+    if dry_run:
+        return
+    typer.echo("Opening the tunnel; leave this terminal open (exit or Ctrl-C closes it).", err=True)
+    status = open_tunnel(tunnel, aws)
+    if status != 0:
+        raise typer.Exit(status)
+
+
 FAST_EXIT_COMMANDS = frozenset({"process"})
 """Commands that end without tearing down the interpreter: they start nothing that must be
 stopped at exit, and everything they write is closed before they return."""

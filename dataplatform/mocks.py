@@ -2,7 +2,7 @@
 
 No engine, no provider plugins, no credentials: `set_mocks` replaces the engine with an in-process
 monitor, and `RecordingMocks` answers each resource registration with deterministic outputs (ids,
-ARNs, names derived from the logical name) and each of the four invokes the program uses
+ARNs, names derived from the logical name) and each of the invokes the program uses
 (caller identity, region, partition, availability zones) with fixed values. Any other invoke is an
 error, so an unplanned data source cannot slip into the program unnoticed.
 
@@ -115,7 +115,7 @@ def _short_hash(*parts: str, length: int = 8) -> str:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Deterministic answers for resources and the four invokes the program uses."""
+    """Deterministic answers for resources and the invokes the program uses."""
 
     def __init__(
         self, region: str = DEFAULT_REGION, zones: Sequence[tuple[str, str]] | None = None
@@ -160,6 +160,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "dnsSuffix": "amazonaws.com",
                 "id": "aws",
                 "reverseDnsPrefix": "com.amazonaws",
+            },
+            "aws:ssm/getParameter:getParameter": {
+                "name": str(args.args.get("name", "")),
+                "value": "ami-0a1b2c3d4e5f60718",
+                "type": "String",
+                "arn": f"arn:aws:ssm:{region}::parameter{args.args.get('name', '')}",
+                "id": str(args.args.get("name", "")),
+                "insecureValue": "ami-0a1b2c3d4e5f60718",
+                "version": 1,
             },
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
                 "names": [name for name, _ in self.zones],
@@ -271,6 +280,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": f"vpce-{token}",
                 "prefixListId": f"pl-{token}",
                 "arn": f"arn:aws:ec2:{region}:{account}:vpc-endpoint/vpce-{token}",
+            }
+        elif type_ == "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint":
+            out = {
+                "id": f"eice-{token}",
+                "arn": f"arn:aws:ec2:{region}:{account}:instance-connect-endpoint/eice-{token}",
+                "dnsName": f"eice-{token}.ec2-instance-connect-endpoint.{region}.amazonaws.com",
+            }
+        elif type_ == "aws:ec2/instance:Instance":
+            out = {
+                "id": f"i-{token}",
+                "arn": f"arn:aws:ec2:{region}:{account}:instance/i-{token}",
+                "privateIp": "10.40.0.10",
             }
         elif type_.startswith("aws:ec2/"):
             kind = {

@@ -243,6 +243,7 @@ COMPONENT_ORDER = (
     "BucketReplica",
     "Processor",
     "Database",
+    "DatabaseAccess",
     "Catalog",
     "Network",
     "LogKey",

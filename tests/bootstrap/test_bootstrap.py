@@ -243,6 +243,10 @@ def test_iam_changes_are_confined_to_roles_tagged_with_the_stack(
         "PassStackRolesToPlatformServices",
         "AttachEnhancedMonitoringPolicy",
         "RdsServiceLinkedRole",
+        "InstanceConnectServiceLinkedRole",
+    }
+    assert iam["InstanceConnectServiceLinkedRole"]["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "ec2-instance-connect.amazonaws.com"}
     }
     assert iam["CreateStackRoles"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/Stack": environment}

@@ -80,18 +80,22 @@ def test_logs_are_exported_into_groups_with_retention(stack_run: ProgramRun) -> 
     assert log_urns <= set(instance.dependencies), f"{instance.urn} may create its log groups first"
 
 
-def test_only_the_processor_security_group_may_connect(stack_run: ProgramRun) -> None:
-    # Rule: the database SG's only ingress is 5432 from the processor SG; the instance uses it.
+def test_only_the_processor_and_the_jump_host_may_connect(stack_run: ProgramRun) -> None:
+    # Rule: the database SG's only ingress is 5432 from the processor SG and from the jump host
+    # of `db-tunnel` (components/access.py); the instance uses it.
     database_sg = stack_run.one("aws:ec2/securityGroup:SecurityGroup", "database-sg").outputs["id"]
     processor_sg = stack_run.one(
         "aws:ec2/securityGroup:SecurityGroup", "network-processor-sg"
+    ).outputs["id"]
+    jump_host_sg = stack_run.one(
+        "aws:ec2/securityGroup:SecurityGroup", "access-jump-host-sg"
     ).outputs["id"]
     rules = [
         (r.inputs.get("referencedSecurityGroupId"), r.inputs["fromPort"], r.inputs["toPort"])
         for r in stack_run.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs["securityGroupId"] == database_sg
     ]
-    assert rules == [(processor_sg, 5432, 5432)], rules
+    assert sorted(rules) == sorted([(processor_sg, 5432, 5432), (jump_host_sg, 5432, 5432)]), rules
     assert inputs(_instance(stack_run))["vpcSecurityGroupIds"] == [database_sg], _instance(
         stack_run
     ).urn

@@ -12,6 +12,7 @@ COMPONENTS = {
     "dataplatform:index:Database": "database",
     "dataplatform:index:Processor": "processor",
     "dataplatform:index:Catalog": "catalog",
+    "dataplatform:index:DatabaseAccess": "access",
     "dataplatform:index:LogKey": "logs",
 }
 NESTED = {
@@ -27,11 +28,12 @@ ALLOWED_INVOKES = {
     "aws:index/getRegion:getRegion",
     "aws:index/getPartition:getPartition",
     "aws:index/getAvailabilityZones:getAvailabilityZones",
+    "aws:ssm/getParameter:getParameter",
 }
 
 
-def test_six_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
-    # Rule: the program is composed of exactly six dataplatform:index components, and the
+def test_seven_components_with_project_type_tokens(stack_run: ProgramRun) -> None:
+    # Rule: the program is composed of exactly seven dataplatform:index components, and the
     # lake of its access-log bucket (and in prod its replica).
     found = {r.type: r.name for r in stack_run.resources if not r.custom and r.parent is None}
     assert found == COMPONENTS, found
@@ -56,8 +58,9 @@ def test_no_deprecated_resource_or_argument_is_used(stack_run: ProgramRun) -> No
     assert stack_run.warnings == [], stack_run.warnings
 
 
-def test_only_the_four_usual_invokes_are_called(stack_run: ProgramRun) -> None:
-    # Rule: no data sources beyond identity, region, partition and AZs (no get_policy_document).
+def test_only_the_usual_invokes_are_called(stack_run: ProgramRun) -> None:
+    # Rule: no data sources beyond identity, region, partition, AZs and the jump host's AMI
+    # parameter (no get_policy_document).
     assert set(stack_run.invokes) <= ALLOWED_INVOKES, stack_run.invokes
 
 
@@ -77,7 +80,11 @@ def test_exports_are_what_users_need(stack_run: ProgramRun) -> None:
         "athenaWorkgroup",
         "bucketName",
         "databaseEndpoint",
+        "databaseName",
         "databaseSecretArn",
+        "databaseUsername",
+        "dbTunnelEndpointId",
+        "dbTunnelInstanceId",
         "deadLetterQueueUrl",
         "functionName",
         "glueDatabase",

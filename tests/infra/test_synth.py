@@ -109,6 +109,7 @@ def test_mermaid_draws_components_and_their_wiring() -> None:
         "lake-replica",
         "processor",
         "database",
+        "access",
         "catalog",
         "network",
         "logs",
