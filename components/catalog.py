@@ -31,12 +31,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.data_lake import ATHENA_RESULTS_PREFIX
 from components.settings import CatalogSettings
 from etl.contract import MASTER_PREFIX, PROCESSED_PREFIX, REJECTS_PREFIX
 
 TABLES_DOCUMENT = Path(__file__).with_name("catalog_tables.json")
-RESULTS_PREFIX = "athena-results/"
-"""Where the workgroup writes query results: outside every zone the processor writes."""
+RESULTS_PREFIX = ATHENA_RESULTS_PREFIX
+"""Where the workgroup writes query results: outside every zone the processor writes (they
+expire after 30 days, `components.data_lake.lifecycle_rules`)."""
 ENGINE_VERSION = "Athena engine version 3"
 FIRST_YEAR = 2009
 """TLC's first published trip records."""

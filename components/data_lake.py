@@ -27,6 +27,10 @@ from etl.contract import Zone
 
 ARTIFACTS_PREFIX = "artifacts/"
 """Where deployment artifacts (the processor bundle) live, outside every data zone."""
+ATHENA_RESULTS_PREFIX = "athena-results/"
+"""Where the Athena workgroup writes query results (components/catalog.py)."""
+ATHENA_RESULTS_EXPIRATION_DAYS = 30
+"""Query results are copies of what a query selected: kept a month for re-downloads, then gone."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,9 @@ def lifecycle_rules(
 ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """The lifecycle rules of the lake, one per zone that ages, plus one for the whole bucket.
 
-    raw/ is kept forever but moves to Standard-IA and then to an archive class; rejects/ and
-    quarantine/ expire; processed/ and reports/ stay in Standard (they are what people query).
+    raw/ is kept forever but moves to Standard-IA and then to an archive class; rejects/,
+    quarantine/ and Athena's query results expire; processed/ and reports/ stay in Standard
+    (they are what people query).
     The bucket-wide rule removes overwritten versions, delete markers left behind by expiry, and
     abandoned multipart uploads, which S3 would otherwise bill for indefinitely.
     """
@@ -91,6 +96,12 @@ def lifecycle_rules(
             "status": "Enabled",
             "filter": {"prefix": Zone.QUARANTINE.prefix},
             "expiration": {"days": settings.quarantine_expiration_days},
+        },
+        {
+            "id": "athena-results-expiry",
+            "status": "Enabled",
+            "filter": {"prefix": ATHENA_RESULTS_PREFIX},
+            "expiration": {"days": ATHENA_RESULTS_EXPIRATION_DAYS},
         },
         {
             "id": "bucket-hygiene",

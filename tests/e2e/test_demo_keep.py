@@ -4,11 +4,12 @@ psql URL answers, the lake is listable) and stops everything on Ctrl-C, exiting 
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,17 +29,23 @@ S3 = re.compile(r"endpoint (http://\S+), bucket (\S+)")
 
 
 def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:
-    """Everything the process printed up to the line matching `pattern`."""
+    """Everything the process printed up to the line matching `pattern`. Lines are read by a
+    thread (a blocking readline), so none sits unseen in the pipe's buffer."""
     assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=1):
-            continue
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
         seen.append(line)
         if re.search(pattern, line):
@@ -48,10 +55,11 @@ def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float) ->
 
 def test_keep_serves_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    errors = tmp_path / "stderr.txt"
     process = subprocess.Popen(
         [str(CLI), "demo", "--keep", "--rows", "500", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors.open("w"),
         text=True,
         env=environment,
     )
@@ -78,11 +86,12 @@ def test_keep_serves_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
         assert len(listed.get("Contents", [])) == 5  # the migration's master data
 
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
+    stderr = errors.read_text()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     with pytest.raises(psycopg.OperationalError):

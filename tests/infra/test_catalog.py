@@ -189,3 +189,12 @@ def test_analyst_role_reads_the_queryable_zones_and_writes_only_results(
     assert not [
         a for s in found for a in s["Action"] if a.startswith(("glue:Create", "glue:Delete"))
     ]
+
+
+def test_query_results_expire(stack_run: ProgramRun) -> None:
+    # Rule: results are copies of queried data; the lake deletes them after 30 days.
+    lifecycle = stack_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    (rule,) = [
+        r for r in inputs(lifecycle)["rules"] if r["filter"] == {"prefix": "athena-results/"}
+    ]
+    assert rule["expiration"] == {"days": 30}, lifecycle.urn

@@ -83,7 +83,8 @@ def test_raw_zone_moves_to_infrequent_access_then_archive(stack_run: ProgramRun)
 
 
 def test_rejects_and_quarantine_expire(stack_run: ProgramRun) -> None:
-    # Rule: rejects/ and quarantine/ are deleted after the stack's expiry days.
+    # Rule: rejects/ and quarantine/ are deleted after the stack's expiry days (and Athena's
+    # results after 30, tests/infra/test_catalog.py).
     lifecycle = stack_run.one(
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lake-lifecycle"
     )
@@ -95,6 +96,7 @@ def test_rejects_and_quarantine_expire(stack_run: ProgramRun) -> None:
     assert expiry == {
         "rejects/": setting_int(stack_run.stack, "rejectsExpirationDays"),
         "quarantine/": setting_int(stack_run.stack, "quarantineExpirationDays"),
+        "athena-results/": 30,
     }, lifecycle.urn
 
 
