@@ -9,17 +9,18 @@
 --
 -- Roles belong to the server, not to one database: created only if missing, so a second
 -- database on the same server migrates too.
+-- Creating the role needs CREATEROLE (RDS's master user has it); granting to an existing one
+-- needs only ownership of schema taxi and its tables.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'taxi_analyst') THEN
         CREATE ROLE taxi_analyst NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+        COMMENT ON ROLE taxi_analyst IS 'Read-only: SELECT on schema taxi (migration 0005)';
     END IF;
 EXCEPTION WHEN duplicate_object THEN
     NULL;  -- created concurrently by a migration of another database
 END
 $$;
-
-COMMENT ON ROLE taxi_analyst IS 'Read-only: SELECT on schema taxi (etl/migrations/0005_analyst_role.sql)';
 
 GRANT USAGE ON SCHEMA taxi TO taxi_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA taxi TO taxi_analyst;
