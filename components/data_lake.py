@@ -98,12 +98,6 @@ def lifecycle_rules(
             "expiration": {"days": settings.quarantine_expiration_days},
         },
         {
-            "id": "athena-results-expiry",
-            "status": "Enabled",
-            "filter": {"prefix": ATHENA_RESULTS_PREFIX},
-            "expiration": {"days": ATHENA_RESULTS_EXPIRATION_DAYS},
-        },
-        {
             "id": "bucket-hygiene",
             "status": "Enabled",
             "filter": {"prefix": ""},
@@ -114,6 +108,12 @@ def lifecycle_rules(
                 "noncurrent_days": settings.noncurrent_version_expiration_days
             },
             "expiration": {"expired_object_delete_marker": True},
+        },
+        {
+            "id": "athena-results-expiry",
+            "status": "Enabled",
+            "filter": {"prefix": ATHENA_RESULTS_PREFIX},
+            "expiration": {"days": ATHENA_RESULTS_EXPIRATION_DAYS},
         },
     ]
 

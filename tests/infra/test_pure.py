@@ -114,7 +114,7 @@ def test_lifecycle_rules_follow_the_settings() -> None:
 def test_lifecycle_filters_are_the_zone_prefixes() -> None:
     # Rule: every rule is scoped by a prefix; processed/ and reports/ never age.
     prefixes = [rule["filter"]["prefix"] for rule in lifecycle_rules(LAKE)]  # type: ignore[index]
-    assert prefixes == ["raw/", "rejects/", "quarantine/", "athena-results/", ""]
+    assert prefixes == ["raw/", "rejects/", "quarantine/", "", "athena-results/"]
 
 
 def test_bundle_digest_is_sha256_in_hex_and_base64() -> None:

@@ -39,7 +39,14 @@ def dataplatform_commands(lines: list[str]) -> list[list[str]]:
 
 def test_readme_sections_come_in_the_order_a_newcomer_needs() -> None:
     titles = re.findall(r"^## (.+)$", README, re.M)
-    assert titles[:5] == ["Try it", "Clean your files", "Deploy", "Operate", "Develop"], titles
+    assert titles[:6] == [
+        "Try it",
+        "Clean your files",
+        "Deploy",
+        "Operate",
+        "Look at the data",
+        "Develop",
+    ], titles
 
 
 def test_the_local_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
