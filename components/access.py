@@ -155,6 +155,8 @@ class DatabaseAccess(pulumi.ComponentResource):
             },
             root_block_device={"encrypted": True, "volume_type": "gp3"},
             credit_specification={"cpu_credits": "standard"},
+            # t4g is EBS-optimized by default at no charge; said so for scanners (CKV_AWS_135).
+            ebs_optimized=True,
             tags=_named(args.tags, f"{prefix}-jump-host"),
             volume_tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=rules),

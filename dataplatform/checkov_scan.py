@@ -42,7 +42,6 @@ ACCEPTED: Mapping[str, Mapping[str, str]] = {
         "CKV_AWS_116": "a function DLQ catches only asynchronous invocations; SQS event source "
         "failures reach the queue's DLQ through its redrive policy",
         "CKV2_AWS_57": "the master password is rotated through stack config by design",
-        "CKV_AWS_161": "IAM database authentication: issue 13's other half (processor DB role)",
         "CKV_AWS_145 *access_logs*": "S3 server access logging supports SSE-S3 destinations "
         "only (Amazon S3 User Guide, enabling server access logging)",
         "CKV_AWS_18 *access_logs*": "a log destination must not log itself",
@@ -53,6 +52,16 @@ ACCEPTED: Mapping[str, Mapping[str, str]] = {
         "CKV_AWS_18 *replica*": "a replica is written by S3 replication only; its access "
         "would need a second log bucket in the replica region",
         "CKV_AWS_144 *replica*": "a replica is not replicated again",
+        "CKV_AWS_24 aws_vpc_security_group_ingress_rule.access_host_from_endpoint": "the check "
+        "reads a rule without a CIDR as open to the world; this one admits the Instance Connect "
+        "Endpoint's security group only (referenced_security_group_id, which the check ignores)",
+        "CKV_AWS_61 aws_iam_role.catalog_analyst_role": "the analyst role trusts the account, "
+        "so only principals whose own IAM policy allows sts:AssumeRole on it may assume it "
+        "(IAM User Guide, delegating access within an account); no service or other account",
+        "CKV2_AWS_41 aws_instance.access_jump_host": "the jump host has no IAM role on purpose: "
+        "it forwards SSH to the database and holds no credentials to steal",
+        "CKV_AWS_126 aws_instance.access_jump_host": "a stateless jump host used for minutes at "
+        "a time: detailed monitoring would cost $2.10 a month, more than half the host's price",
     },
     "bootstrap": {
         "CKV2_AWS_62 aws_s3_bucket.state_bucket": "nothing consumes the state bucket's events; "
@@ -88,6 +97,10 @@ TERRAFORM_TYPES = {
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "aws_route_table_association",
     "aws:ec2/vpcEndpoint:VpcEndpoint": "aws_vpc_endpoint",
     "aws:ec2/flowLog:FlowLog": "aws_flow_log",
+    "aws:ec2/instance:Instance": "aws_instance",
+    "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint": (
+        "aws_ec2_instance_connect_endpoint"
+    ),
     "aws:rds/instance:Instance": "aws_db_instance",
     "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
     "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",

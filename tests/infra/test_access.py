@@ -79,12 +79,14 @@ def test_jump_host_reaches_only_the_database_port(stack_run: ProgramRun) -> None
 
 
 def test_jump_host_is_private_hardened_and_keyless(stack_run: ProgramRun) -> None:
-    # Rule: no public address, IMDSv2 only, encrypted disk, no key pair and no IAM role.
+    # Rule: no public address, IMDSv2 only, encrypted EBS-optimized disk, no key pair and no IAM
+    # role.
     host = stack_run.one(INSTANCE)
     values = inputs(host)
     assert values["associatePublicIpAddress"] is False, host.urn
     assert values["metadataOptions"]["httpTokens"] == "required", host.urn
     assert values["rootBlockDevice"]["encrypted"] is True, host.urn
+    assert values["ebsOptimized"] is True, host.urn
     assert "keyName" not in values, host.urn
     assert "iamInstanceProfile" not in values, host.urn
     assert values["vpcSecurityGroupIds"] == [_sg(stack_run, "access-jump-host-sg")], host.urn

@@ -193,7 +193,9 @@ def test_analyst_role_reads_the_queryable_zones_and_writes_only_results(
 
 def test_query_results_expire(stack_run: ProgramRun) -> None:
     # Rule: results are copies of queried data; the lake deletes them after 30 days.
-    lifecycle = stack_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = stack_run.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lake-lifecycle"
+    )
     (rule,) = [
         r for r in inputs(lifecycle)["rules"] if r["filter"] == {"prefix": "athena-results/"}
     ]
