@@ -41,6 +41,8 @@ from etl.core.settings import json_problem
 
 ROOT = Path(__file__).resolve().parent
 settings = load_settings(pulumi.Config(), root=ROOT, thresholds_problem=json_problem)
+if warning := settings.processor.memory_warning():
+    pulumi.log.warn(warning)
 prefix, tags = settings.name_prefix, settings.tags
 
 # The keys' policy admits the stack's deploy role from CreateKey on (components/kms.py).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 import zipfile
 from collections.abc import Callable, Collection, Mapping
@@ -134,6 +135,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(PASSWORD_KEY, "string", None, secret=True),
     ConfigKey("processorArchitecture", "string", DEFAULT_ARCHITECTURE.value),
     ConfigKey("processorMemoryMb", "integer", 2048),
+    ConfigKey("processorLargestMonthRows", "integer", 3_000_000),
     ConfigKey("processorTimeoutSeconds", "integer", 300),
     ConfigKey("processorReservedConcurrency", "integer", 3),
     ConfigKey("processorEphemeralStorageMb", "integer", 2048),
@@ -292,6 +294,36 @@ class ProcessorSettings:
     etl_settings: str = ""
     """`etlSettings`, default empty (the defaults): the ETL's rule thresholds as a JSON object of
     the keys of docs/etl-settings.toml, e.g. `{"max_speed_mph": 90}`; passed to the function."""
+    largest_month_rows: int = 3_000_000
+    """`processorLargestMonthRows`, default 3,000,000: the most rows one raw object of this stack
+    is expected to hold, 1,000 to 100,000,000; `memory_warning` compares it with the memory."""
+
+    @property
+    def memory_needed_mb(self) -> int:
+        """The processor's measured peak for the largest expected object (`HANDLER_BASE_MB` plus
+        `HANDLER_MB_PER_MILLION_ROWS` per million rows)."""
+        return math.ceil(
+            HANDLER_BASE_MB + HANDLER_MB_PER_MILLION_ROWS * self.largest_month_rows / 1_000_000
+        )
+
+    def memory_warning(self) -> str | None:
+        """One line if `processorMemoryMb` cannot hold the largest expected object, else None."""
+        if self.memory_mb >= self.memory_needed_mb:
+            return None
+        return (
+            f"processorMemoryMb is {self.memory_mb} MB, but an object of "
+            f"processorLargestMonthRows={self.largest_month_rows:,} rows peaks at about "
+            f"{self.memory_needed_mb} MB in the processor ({HANDLER_BASE_MB} MB + "
+            f"{HANDLER_MB_PER_MILLION_ROWS} MB per million rows, docs/infrastructure.md): such a "
+            f"file would exhaust the function; raise processorMemoryMb to at least "
+            f"{self.memory_needed_mb} or lower processorLargestMonthRows"
+        )
+
+
+HANDLER_BASE_MB = 225
+HANDLER_MB_PER_MILLION_ROWS = 214
+"""The handler's peak RSS as a line through two measurements (`benchmarks/e2e_benchmark.py`,
+fresh process per invocation, 2024-style yellow rows): 439 MB at 1M rows, 867 MB at 3M."""
 
 
 ATHENA_MAX_SCAN_LIMIT_GB = 10_240
@@ -738,6 +770,7 @@ def _processor(
         bundle_path=bundle,
         log_level=read.choice("processorLogLevel", LogLevel),
         etl_settings=_etl_settings(read, thresholds_problem),
+        largest_month_rows=read.integer("processorLargestMonthRows", 1_000, 100_000_000),
     )
 
 

@@ -95,6 +95,16 @@ def test_every_problem_is_reported_at_once(bundle: Path) -> None:
     assert named == ["processorMemoryMb", "processorBatchSize"], failure.value
 
 
+def test_too_little_memory_for_the_largest_month_is_warned_and_still_deployable(
+    bundle: Path,
+) -> None:
+    # Rule: a warning, not an error: the stack may expect smaller files than the setting says.
+    run = run_stack("dev", bundle, processorMemoryMb="512")
+    (warning,) = [w for w in run.warnings if "processorMemoryMb" in w]
+    assert "processorMemoryMb is 512 MB" in warning, warning
+    assert run.by_type("aws:lambda/function:Function"), "the program went on"
+
+
 def test_a_typo_d_key_is_refused_naming_the_nearest_declared_one(bundle: Path) -> None:
     # Rule: `dbMultiAZ: false` would otherwise be ignored and dev would get Multi-AZ.
     mocks = RecordingMocks()

@@ -218,3 +218,31 @@ def test_the_poller_leaves_one_execution_for_the_migration(tmp_path: Path) -> No
     assert settings.processor.poller_concurrency == 2
     with pytest.raises(SettingsError, match="processorReservedConcurrency must be from 3"):
         _parse(tmp_path, processorReservedConcurrency="2")
+
+
+def test_memory_too_small_for_the_largest_month_is_a_warning(tmp_path: Path) -> None:
+    # Rule: 512 MB cannot hold a 3M-row object (about 867 MB measured); 1024 MB can.
+    small = _parse(tmp_path, processorMemoryMb="512").processor
+    warning = small.memory_warning()
+    assert warning is not None
+    assert "processorMemoryMb is 512 MB" in warning
+    assert "processorLargestMonthRows=3,000,000" in warning
+    assert f"at least {small.memory_needed_mb}" in warning
+    assert _parse(tmp_path, processorMemoryMb="1024").processor.memory_warning() is None
+
+
+def test_a_larger_expected_month_needs_more_memory(tmp_path: Path) -> None:
+    # Rule: the need grows with the rows: 16M rows do not fit 2048 MB but fit 4096 MB.
+    rows = "16000000"
+    needed = _parse(tmp_path, processorLargestMonthRows=rows).processor.memory_needed_mb
+    assert 2048 < needed <= 4096
+    for memory, warns in (("2048", True), ("4096", False)):
+        processor = _parse(
+            tmp_path, processorMemoryMb=memory, processorLargestMonthRows=rows
+        ).processor
+        assert (processor.memory_warning() is not None) is warns, memory
+
+
+def test_largest_month_rows_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="processorLargestMonthRows"):
+        _parse(tmp_path, processorLargestMonthRows="0")
