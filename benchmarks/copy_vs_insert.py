@@ -19,6 +19,10 @@ Targets: COPY at least 250k rows/s and at least 20x the INSERT path. INSERT is s
 on `--insert-rows` (default 100k) and its rate is compared per row. Each path runs `--repeat`
 times (default 3) and the fastest run counts. `--foreign-keys` also times COPY into a table with
 foreign keys to the master tables (the schema has none; see docs/processor.md).
+
+Measured on a quiet 2-core machine (best of 3, PostgreSQL's default durability): COPY 106k rows/s,
+INSERT 2.6k rows/s (40x), COPY with foreign keys 15k rows/s. The CSV path does not meet the 250k
+target; the script says so rather than passing.
 """
 
 from __future__ import annotations
