@@ -90,15 +90,15 @@ def access_log_policy(log_bucket_arn: str, source_bucket_arns: Sequence[str], ac
     )
 
 
-def _guard_rails(
+def guard_rails(
     parent: pulumi.Resource,
     name: str,
     bucket: aws.s3.Bucket,
     region: str | None = None,
-) -> list[pulumi.Resource]:
+) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]:
     """No ACLs, no public access, versioning on: what every bucket of the platform has."""
     child = pulumi.ResourceOptions(parent=parent)
-    return [
+    return (
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
@@ -123,7 +123,33 @@ def _guard_rails(
             region=region,
             opts=child,
         ),
-    ]
+    )
+
+
+def kms_encryption(
+    parent: pulumi.Resource,
+    name: str,
+    bucket: aws.s3.Bucket,
+    key_arn: pulumi.Input[str],
+    region: str | None = None,
+) -> aws.s3.BucketServerSideEncryptionConfiguration:
+    """Default encryption of every new object under the customer-managed key `key_arn`."""
+    return aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption",
+        bucket=bucket.id,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {
+                    "sse_algorithm": "aws:kms",
+                    "kms_master_key_id": key_arn,
+                },
+                # One data key per bucket instead of per object: cuts KMS requests ~99%.
+                "bucket_key_enabled": True,
+            }
+        ],
+        region=region,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 @dataclass(frozen=True)
@@ -165,7 +191,7 @@ class AccessLogBucket(pulumi.ComponentResource):
             tags=args.tags,
             opts=stateful(self, args.protect),
         )
-        rails = _guard_rails(self, name, bucket)
+        rails = guard_rails(self, name, bucket)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             bucket=bucket.id,
@@ -187,7 +213,7 @@ class AccessLogBucket(pulumi.ComponentResource):
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=rails),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(rails)),
         )
         aws.s3.BucketPolicy(
             f"{name}-policy",
@@ -195,7 +221,7 @@ class AccessLogBucket(pulumi.ComponentResource):
             policy=pulumi.Output.all(bucket.arn, account, *args.source_bucket_arns).apply(
                 lambda values: access_log_policy(values[0], values[2:], values[1])
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=rails),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(rails)),
         )
         self.bucket_name = bucket.bucket
         self.register_outputs({"bucket_name": self.bucket_name})
@@ -372,22 +398,8 @@ class BucketReplica(pulumi.ComponentResource):
             tags=args.tags,
             opts=stateful(self, args.protect),
         )
-        rails = _guard_rails(self, name, bucket, region)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    "bucket_key_enabled": True,
-                }
-            ],
-            region=region,
-            opts=child,
-        )
+        rails = guard_rails(self, name, bucket, region)
+        kms_encryption(self, name, bucket, key.arn, region)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket.id,
@@ -403,14 +415,14 @@ class BucketReplica(pulumi.ComponentResource):
                 }
             ],
             region=region,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=rails),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(rails)),
         )
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket.id,
             policy=bucket.arn.apply(tls_only_policy),
             region=region,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=rails),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(rails)),
         )
         role = aws.iam.Role(
             f"{name}-role",

@@ -19,6 +19,8 @@ from components.buckets import (
     AccessLogBucketArgs,
     BucketReplica,
     BucketReplicaArgs,
+    guard_rails,
+    kms_encryption,
     tls_only_policy,
 )
 from components.kms import stateful
@@ -142,8 +144,8 @@ class DataLake(pulumi.ComponentResource):
             f"{name}-suffix", byte_length=4, opts=pulumi.ResourceOptions(parent=self)
         )
         bucket = self._bucket(name, args, suffix)
-        ownership, public_access = self._access(name, bucket)
-        versioning = self._storage(name, args, bucket, key)
+        ownership, public_access, versioning = guard_rails(self, name, bucket)
+        self._storage(name, args, bucket, key, versioning)
         self._policy(name, bucket, ownership, public_access)
         self._access_logs(name, args, bucket, suffix)
         if args.settings.replica_region:
@@ -189,54 +191,16 @@ class DataLake(pulumi.ComponentResource):
             opts=stateful(self, args.protect),
         )
 
-    def _access(
-        self, name: str, bucket: aws.s3.Bucket
-    ) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock]:
-        """No ACLs (the bucket owns every object) and no public access of any kind."""
-        child = pulumi.ResourceOptions(parent=self)
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        return ownership, public_access
-
     def _storage(
-        self, name: str, args: DataLakeArgs, bucket: aws.s3.Bucket, key: aws.kms.Key
-    ) -> aws.s3.BucketVersioning:
-        """Versioning, default KMS encryption and the lifecycle rules."""
-        child = pulumi.ResourceOptions(parent=self)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    # One data key per bucket instead of per object: cuts KMS requests ~99%.
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
+        self,
+        name: str,
+        args: DataLakeArgs,
+        bucket: aws.s3.Bucket,
+        key: aws.kms.Key,
+        versioning: aws.s3.BucketVersioning,
+    ) -> None:
+        """Default KMS encryption and the lifecycle rules."""
+        kms_encryption(self, name, bucket, key.arn)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket.id,
@@ -244,7 +208,6 @@ class DataLake(pulumi.ComponentResource):
             # Noncurrent-version rules only make sense once versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        return versioning
 
     def _access_logs(
         self, name: str, args: DataLakeArgs, bucket: aws.s3.Bucket, suffix: random.RandomId
