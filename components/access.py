@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.network import Leg, tcp_between
+
 SSH = 22
 POSTGRES_PORT = 5432
 JUMP_HOST_TYPE = "t4g.nano"
@@ -83,47 +85,24 @@ class DatabaseAccess(pulumi.ComponentResource):
             opts=child,
         )
         rules = [
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-endpoint-to-host",
-                security_group_id=endpoint_sg.id,
-                referenced_security_group_id=host_sg.id,
-                ip_protocol="tcp",
-                from_port=SSH,
-                to_port=SSH,
-                description="SSH to the jump host",
+            *tcp_between(
+                endpoint_sg.id,
+                host_sg.id,
+                SSH,
+                egress=Leg(f"{name}-endpoint-to-host", "SSH to the jump host"),
+                ingress=Leg(f"{name}-host-from-endpoint", "SSH from the Instance Connect Endpoint"),
                 tags=args.tags,
                 opts=child,
             ),
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-host-from-endpoint",
-                security_group_id=host_sg.id,
-                referenced_security_group_id=endpoint_sg.id,
-                ip_protocol="tcp",
-                from_port=SSH,
-                to_port=SSH,
-                description="SSH from the Instance Connect Endpoint",
-                tags=args.tags,
-                opts=child,
-            ),
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-host-to-database",
-                security_group_id=host_sg.id,
-                referenced_security_group_id=args.database_security_group_id,
-                ip_protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                description="PostgreSQL to the database",
-                tags=args.tags,
-                opts=child,
-            ),
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-database-from-host",
-                security_group_id=args.database_security_group_id,
-                referenced_security_group_id=host_sg.id,
-                ip_protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                description="PostgreSQL from the jump host (dataplatform db-tunnel)",
+            *tcp_between(
+                host_sg.id,
+                args.database_security_group_id,
+                POSTGRES_PORT,
+                egress=Leg(f"{name}-host-to-database", "PostgreSQL to the database"),
+                ingress=Leg(
+                    f"{name}-database-from-host",
+                    "PostgreSQL from the jump host (dataplatform db-tunnel)",
+                ),
                 tags=args.tags,
                 opts=child,
             ),

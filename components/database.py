@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import stateful
+from components.network import Leg, tcp_between
 from components.settings import DatabaseSettings
 
 POSTGRES_PORT = 5432
@@ -196,25 +197,12 @@ class Database(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{prefix}-database"},
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-processor",
-            security_group_id=security_group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL from the processor",
-            tags=args.tags,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-processor-egress",
-            security_group_id=args.client_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL to the database",
+        tcp_between(
+            args.client_security_group_id,
+            security_group.id,
+            POSTGRES_PORT,
+            egress=Leg(f"{name}-processor-egress", "PostgreSQL to the database"),
+            ingress=Leg(f"{name}-from-processor", "PostgreSQL from the processor"),
             tags=args.tags,
             opts=child,
         )

@@ -381,3 +381,49 @@ class Network(pulumi.ComponentResource):
             tags=_named(args.tags, f"{args.name_prefix}-secretsmanager"),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a security-group-to-security-group TCP path: its rule's name and description."""
+
+    name: str
+    description: str
+
+
+def tcp_between(
+    source_group_id: pulumi.Input[str],
+    target_group_id: pulumi.Input[str],
+    port: int,
+    *,
+    egress: Leg,
+    ingress: Leg,
+    tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> list[aws.vpc.SecurityGroupEgressRule | aws.vpc.SecurityGroupIngressRule]:
+    """TCP `port` from one security group to another, and nothing else: the source's egress rule
+    and the target's ingress rule, each naming the other group rather than an address range."""
+    return [
+        aws.vpc.SecurityGroupEgressRule(
+            egress.name,
+            security_group_id=source_group_id,
+            referenced_security_group_id=target_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=egress.description,
+            tags=tags,
+            opts=opts,
+        ),
+        aws.vpc.SecurityGroupIngressRule(
+            ingress.name,
+            security_group_id=target_group_id,
+            referenced_security_group_id=source_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=ingress.description,
+            tags=tags,
+            opts=opts,
+        ),
+    ]
