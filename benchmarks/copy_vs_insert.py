@@ -8,8 +8,9 @@ processor loads (its clean schema, its derived columns). Both paths load into a 
 `taxi.trips` with its monthly partitions already created, in one transaction each, on a server
 with PostgreSQL's default durability settings.
 
-- COPY: the processor's own path (`etl.loader.replace_rows`: CSV rendered by Polars, streamed
-  with psycopg's `cursor.copy`).
+- COPY: the processor's own path (`etl.loader.replace_rows`: TRUNCATE of the object's partitions,
+  CSV rendered by Polars a few batches ahead in a thread, `COPY ... FREEZE` into the object's
+  partition with psycopg's `cursor.copy`).
 - INSERT: what the AWS SDK for pandas does in `awswrangler.postgresql.to_sql`: the frame turned
   into Python rows, cut into chunks of `chunksize` rows (default 200), one
   `INSERT INTO ... VALUES (%s, ...), (%s, ...), ...` per chunk with the flattened parameters,
@@ -31,6 +32,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,9 @@ from psycopg import sql
 from dataplatform.demo.embedded import postgres
 from dataplatform.demo.synthetic import yellow_month
 from etl.core.naming import Month
-from etl.core.pipeline import process_file
+from etl.core.pipeline import pickup_month, process_file
 from etl.core.specs import YELLOW
-from etl.loader import ensure_partitions, pickup_months, replace_rows, trips_columns
+from etl.loader import ensure_object_partitions, pickup_months, replace_rows, trips_columns
 from etl.migrate import migrate
 
 COPY_TARGET_ROWS_PER_SECOND = 250_000
@@ -60,11 +62,13 @@ def clean_rows(rows: int) -> pl.DataFrame:
         return process_file(path).clean
 
 
-def time_copy(conn: psycopg.Connection[Any], clean: pl.DataFrame) -> float:
+def time_copy(conn: psycopg.Connection[Any], clean: pl.DataFrame, leaves: dict[date, str]) -> float:
     """Seconds to load `clean` with the processor's COPY path (one transaction)."""
     started = time.perf_counter()
     with conn.transaction():
-        replace_rows(conn, SOURCE_KEY, YELLOW, [clean])
+        replace_rows(
+            conn, SOURCE_KEY, YELLOW, leaves, lambda month: [clean.filter(pickup_month() == month)]
+        )
     return time.perf_counter() - started
 
 
@@ -152,10 +156,10 @@ def main() -> None:
 
     with postgres(durable=True) as server, psycopg.connect(server.url(), autocommit=True) as conn:
         migrate(conn)
-        ensure_partitions(conn, pickup_months(clean))
+        leaves, _ = ensure_object_partitions(conn, SOURCE_KEY, pickup_months(clean))
 
         def copy_all() -> float:
-            seconds = time_copy(conn, clean)
+            seconds = time_copy(conn, clean, leaves)
             assert count_rows(conn) == clean.height
             return seconds
 

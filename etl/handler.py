@@ -1,14 +1,15 @@
 """The Lambda processor: raw objects in S3 → ETL → lake outputs and PostgreSQL, exactly once in
 effect.
 
-Per object: download (the event's version) → `process_file` → partitions on demand → one
-transaction: lock the key, skip if a newer event was already loaded, write processed/, rejects/
-and reports/ (report last), replace the key's rows with COPY, upsert its `taxi.loads` row →
-commit → acknowledge. An unprocessable object is copied to quarantine/ with an `.error.json`, and
-acknowledged. Anything else that fails (database down or refusing the password twice, S3 errors
-after botocore's own retries) fails its SQS message alone (`batchItemFailures`), with its retry
-delayed by a doubling back-off (`etl.retry`): SQS redelivers it and, after the queue's
-maxReceiveCount, moves it to the DLQ. Failures while reading, normalising or validating a file's
+Per object: download (the event's version) → `process_file` → the object's partitions on demand
+→ one transaction: lock the key, skip if a newer event was already loaded, replace the key's rows
+(TRUNCATE its partitions, COPY) while processed/, rejects/ and the HTML report are written beside
+it, then the JSON report (last), upsert its `taxi.loads` row → commit → acknowledge. An
+unprocessable object is copied to quarantine/ with an `.error.json`, and acknowledged. Anything
+else that fails (database down or refusing the password twice, S3 errors after botocore's own
+retries) fails its SQS message alone (`batchItemFailures`), with its retry delayed by a doubling
+back-off (`etl.retry`): SQS redelivers it and, after the queue's maxReceiveCount, moves it to the
+DLQ. Failures while reading, normalising or validating a file's
 content never land there: `process_file` turns them into `UnprocessableInput` (quarantine).
 
 Configuration comes from the environment: `DB_AUTH` and what it needs to log in as the
@@ -67,7 +68,7 @@ from etl.loader import (
     LoadRecord,
     already_processed,
     already_quarantined,
-    ensure_partitions,
+    ensure_object_partitions,
     load_summaries,
     lock_object,
     pickup_months,
@@ -295,7 +296,9 @@ class Runtime:
 
             conn = self.database.connection()
             clock = time.perf_counter()
-            partitions = ensure_partitions(conn, pickup_months(result.clean_plan))
+            leaves, partitions = ensure_object_partitions(
+                conn, obj.key, pickup_months(result.clean_plan)
+            )
             timings["partitions"] = _ms_since(clock)
             keys = output_keys(result.spec.name, result.month, obj.key)
             report = {
@@ -317,16 +320,32 @@ class Runtime:
                 if newer is not None:
                     return Outcome("superseded", {"sequencer": obj.sequencer, "newer": newer})
                 timings["lock"] = _ms_since(clock)
+
+                def load() -> int | None:
+                    started = time.perf_counter()
+                    replaced = replace_rows(
+                        conn,
+                        obj.key,
+                        result.spec,
+                        leaves,
+                        lambda month: result.clean_batches(COPY_BATCH_ROWS, month),
+                    )
+                    timings["load_db"] = _ms_since(started)
+                    return replaced
+
+                # The lake's writes run beside the load; the report is written after both.
                 clock = time.perf_counter()
-                self.lake.write_outputs(
-                    obj.bucket, keys, result, report, directory, _lineage(obj, downloaded)
+                deleted = self.lake.write_outputs(
+                    obj.bucket,
+                    keys,
+                    result,
+                    report,
+                    directory,
+                    _lineage(obj, downloaded),
+                    alongside=load,
+                    timings=timings,
                 )
-                timings["write_s3"] = _ms_since(clock)
-                clock = time.perf_counter()
-                deleted = replace_rows(
-                    conn, obj.key, result.spec, result.clean_batches(COPY_BATCH_ROWS)
-                )
-                timings["load_db"] = _ms_since(clock)
+                timings["load_and_write"] = _ms_since(clock)
                 rows_in = int(result.report["rows_in"])
                 rows_clean = int(result.report["rows_clean"])
                 rows_rejected = int(result.report["rows_rejected"])

@@ -17,8 +17,9 @@ key under raw/ (`lake_stem`): the same key always writes the same outputs (a red
 new version replaces them), and two objects never share them, whatever their names.
 
 Outputs of a stem are complete if and only if its JSON report exists: `write_outputs` deletes the
-old report first, writes the Parquet files and the HTML page, and writes the JSON report last. If
-any write fails it deletes all of them (best effort) before raising, so after a failed attempt
+old report first, writes the Parquet files and the HTML page (in a thread, while the database
+load runs in the caller's), and writes the JSON report last, once both are done. If any write
+(or the load) fails it deletes all of them (best effort) before raising, so after a failed attempt
 readers see neither a partial set nor a stale report; the retry writes them again.
 """
 
@@ -28,9 +29,12 @@ import hashlib
 import json
 import logging
 import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 from botocore.exceptions import ClientError
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("dataplatform.lake")
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -192,36 +197,62 @@ class Lake:
         report: dict[str, Any],
         directory: Path,
         metadata: dict[str, str],
-    ) -> None:
-        """Write clean rows, rejects, the HTML page and then the JSON report; on failure remove
-        them all."""
+        *,
+        alongside: Callable[[], _T],
+        timings: dict[str, float],
+    ) -> _T:
+        """Write the clean rows, the rejects and the HTML page while `alongside` (the database
+        load) runs in this thread, then, once both are done, the JSON report: last, so that it
+        marks complete outputs. On failure of either, remove them all and raise. Returns what
+        `alongside` returned; `timings` gets `write_s3` (the data writes, in their own thread)
+        and `write_report`."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-write") as pool:
+            data = pool.submit(self._write_data, bucket, keys, result, report, directory, metadata)
+            try:
+                value = alongside()
+                timings["write_s3"] = data.result()
+                clock = time.perf_counter()
+                self.s3.put_object(
+                    Bucket=bucket,
+                    Key=keys.report,
+                    Body=(json.dumps(report, indent=2, default=str) + "\n").encode(),
+                    ContentType="application/json",
+                    Metadata=metadata,
+                )
+                timings["write_report"] = round((time.perf_counter() - clock) * 1000, 1)
+            except BaseException:
+                wait([data])
+                self._remove(bucket, keys.all())
+                raise
+        return value
+
+    def _write_data(
+        self,
+        bucket: str,
+        keys: OutputKeys,
+        result: ProcessResult,
+        report: dict[str, Any],
+        directory: Path,
+        metadata: dict[str, str],
+    ) -> float:
+        """Everything but the JSON report, whose earlier version goes first; the ms it took."""
+        clock = time.perf_counter()
+        self.s3.delete_object(Bucket=bucket, Key=keys.report)
         clean_path = directory / "clean.parquet"
         rejects_path = directory / "rejects.parquet"
         result.write_clean(clean_path)
         result.rejects.write_parquet(rejects_path)
-        body = (json.dumps(report, indent=2, default=str) + "\n").encode()
-        try:
-            self.s3.delete_object(Bucket=bucket, Key=keys.report)
-            parquet = {"ContentType": "application/vnd.apache.parquet", "Metadata": metadata}
-            self.s3.upload_file(str(clean_path), bucket, keys.processed, ExtraArgs=parquet)
-            self.s3.upload_file(str(rejects_path), bucket, keys.rejects, ExtraArgs=parquet)
-            self.s3.put_object(
-                Bucket=bucket,
-                Key=keys.report_html,
-                Body=render_html(report).encode(),
-                ContentType="text/html; charset=utf-8",
-                Metadata=metadata,
-            )
-            self.s3.put_object(
-                Bucket=bucket,
-                Key=keys.report,
-                Body=body,
-                ContentType="application/json",
-                Metadata=metadata,
-            )
-        except Exception:
-            self._remove(bucket, keys.all())
-            raise
+        parquet = {"ContentType": "application/vnd.apache.parquet", "Metadata": metadata}
+        self.s3.upload_file(str(clean_path), bucket, keys.processed, ExtraArgs=parquet)
+        self.s3.upload_file(str(rejects_path), bucket, keys.rejects, ExtraArgs=parquet)
+        self.s3.put_object(
+            Bucket=bucket,
+            Key=keys.report_html,
+            Body=render_html(report).encode(),
+            ContentType="text/html; charset=utf-8",
+            Metadata=metadata,
+        )
+        return round((time.perf_counter() - clock) * 1000, 1)
 
     def quarantine(
         self, obj: SourceObject, downloaded: Downloaded, error: UnprocessableInput

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import psycopg
@@ -23,16 +25,23 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from etl.contract import DATABASE_SCHEMA
+from etl.core.pipeline import pickup_month
 from etl.core.settings import EtlSettings
 from etl.core.specs import DatasetSpec
 from etl.events import SourceObject, sequencer_order
 
 TRIPS = "trips"
 PARTITION_FUNCTION = "create_trips_partition"
-"""The SECURITY DEFINER function (migration 0004) that creates one month's partition."""
+"""The SECURITY DEFINER function (migrations 0004, 0006) that creates one month's partition."""
+OBJECT_PARTITION_FUNCTION = "create_trips_object_partition"
+"""The SECURITY DEFINER function (migration 0006) that creates one object's leaf in a month."""
+OBJECT_PARTITIONS = "trips_object_partitions"
+"""The function (migration 0006) listing the leaves of one object."""
 COPY_BATCH_ROWS = 20_000
 """Rows rendered to CSV per COPY write (about 3 MB): bounds memory on files with millions of
 rows, and small enough that PostgreSQL parses one batch while Polars renders the next."""
+RENDER_AHEAD = 3
+"""CSV batches rendered ahead of the COPY (about 9 MB): enough to keep PostgreSQL busy."""
 
 
 def partition_name(month: date) -> str:
@@ -45,7 +54,7 @@ def pickup_months(frame: pl.DataFrame | pl.LazyFrame) -> list[date]:
     into the neighbouring months)."""
     months = (
         frame.lazy()
-        .select(pl.col("pickup_datetime").dt.truncate("1mo").dt.date().unique().sort())
+        .select(pickup_month().unique().sort())
         .collect()
         .get_column("pickup_datetime")
         .drop_nulls()
@@ -134,43 +143,159 @@ def trips_columns(spec: DatasetSpec) -> list[str]:
     return ["dataset", "source_key", *spec.clean_schema.names()]
 
 
+def object_partitions(conn: psycopg.Connection[Any], key: str) -> list[str]:
+    """The leaves of taxi.trips that hold the rows of source object `key`, in any month."""
+    rows = conn.execute(
+        sql.SQL("SELECT {}(%s)").format(sql.Identifier(DATABASE_SCHEMA, OBJECT_PARTITIONS)),
+        [key],
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def ensure_object_partitions(
+    conn: psycopg.Connection[Any], key: str, months: Iterable[date]
+) -> tuple[dict[date, str], list[str]]:
+    """The leaf of object `key` in each of `months`, created where missing (with the month's
+    partition): (month -> leaf name, the names created).
+
+    Through `taxi.create_trips_object_partition` (migration 0006), which runs as the table's
+    owner and grants the processor INSERT and TRUNCATE on the leaf, nothing more. In its own
+    short transaction, before the load's, as `ensure_partitions`.
+    """
+    wanted = sorted(set(months))
+    if not wanted:
+        return {}, []
+    existing = set(object_partitions(conn, key))
+    leaves: dict[date, str] = {}
+    with conn.transaction():
+        for month in wanted:
+            row = conn.execute(
+                sql.SQL("SELECT {}(%s, %s)").format(
+                    sql.Identifier(DATABASE_SCHEMA, OBJECT_PARTITION_FUNCTION)
+                ),
+                [month, key],
+            ).fetchone()
+            leaves[month] = str(row[0]) if row else ""
+    return leaves, [name for name in leaves.values() if name not in existing]
+
+
+def stored_rows(conn: psycopg.Connection[Any], key: str) -> int | None:
+    """The rows of `key` in taxi.trips as its `taxi.loads` row records them (None: none)."""
+    row = conn.execute("SELECT rows_stored FROM taxi.loads WHERE source_key = %s", [key]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def replace_rows(
-    conn: psycopg.Connection[Any], key: str, spec: DatasetSpec, clean: Iterable[pl.DataFrame]
-) -> int:
-    """Delete the rows of `key`, then COPY the batches of `clean` in their place, one at a time;
-    return the rows deleted. Call inside the object's transaction, after `lock_object`."""
-    deleted = conn.execute("DELETE FROM taxi.trips WHERE source_key = %s", [key]).rowcount
-    columns = trips_columns(spec)
-    batches = (
-        batch.select(
-            pl.lit(spec.name).alias("dataset"),
-            pl.lit(key).alias("source_key"),
-            *spec.clean_schema.names(),
+    conn: psycopg.Connection[Any],
+    key: str,
+    spec: DatasetSpec,
+    leaves: Mapping[date, str],
+    clean: Callable[[date], Iterable[pl.DataFrame]],
+) -> int | None:
+    """Empty every leaf of `key`, then COPY the clean rows of each month (`clean(month)`, in
+    batches) into that month's leaf of `leaves`; return the rows replaced (as recorded).
+
+    Call inside the object's transaction, after `lock_object`. TRUNCATE is transactional: until
+    the commit, other sessions keep the earlier rows (and wait for them, see migration 0006).
+    Truncating in this transaction is also what lets COPY FREEZE write the rows frozen.
+    """
+    replaced = stored_rows(conn, key)
+    targets = sorted({*object_partitions(conn, key), *leaves.values()})
+    if targets:
+        conn.execute(
+            sql.SQL("TRUNCATE {}").format(
+                sql.SQL(", ").join(sql.Identifier(DATABASE_SCHEMA, name) for name in targets)
+            )
         )
-        for batch in clean
-    )
-    copy_frames(conn, columns, batches)
-    return deleted
+    columns = trips_columns(spec)
+    for month, leaf in sorted(leaves.items()):
+        batches = (
+            batch.select(
+                pl.lit(spec.name).alias("dataset"),
+                pl.lit(key).alias("source_key"),
+                *spec.clean_schema.names(),
+            )
+            for batch in clean(month)
+        )
+        copy_frames(conn, leaf, columns, batches)
+    return replaced
 
 
 def copy_frames(
-    conn: psycopg.Connection[Any], columns: Sequence[str], frames: Iterable[pl.DataFrame]
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: Sequence[str],
+    frames: Iterable[pl.DataFrame],
 ) -> None:
-    """COPY `frames` (each with `columns`, in order) into taxi.trips from CSV rendered by Polars,
-    one batch of rows at a time.
+    """COPY `frames` (each with `columns`, in order) into `taxi.<table>`, a leaf truncated in
+    this transaction, from CSV rendered by Polars, one batch of rows at a time.
 
-    Polars writes each batch of rows as CSV bytes in native code; PostgreSQL parses them in bulk.
-    Nulls are empty fields, empty strings are quoted (""), as COPY's CSV format expects.
+    The batches are computed and rendered in a thread (Polars releases the GIL), a few batches
+    ahead of the COPY, so that PostgreSQL parses one while the next is rendered. Nulls are
+    empty fields, empty strings are quoted (""), as COPY's CSV format expects. FREEZE writes
+    the rows already frozen: no hint-bit rewrite or anti-wraparound VACUUM of them later.
     """
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(DATABASE_SCHEMA, TRIPS),
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
+        sql.Identifier(DATABASE_SCHEMA, table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
+    rendered = (_csv(piece) for frame in frames for piece in frame.iter_slices(COPY_BATCH_ROWS))
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        for batch in (piece for frame in frames for piece in frame.iter_slices(COPY_BATCH_ROWS)):
-            buffer = io.BytesIO()
-            batch.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
-            copy.write(buffer.getbuffer())
+        for chunk in ahead(rendered, RENDER_AHEAD):
+            copy.write(chunk)
+
+
+def _csv(batch: pl.DataFrame) -> memoryview:
+    buffer = io.BytesIO()
+    batch.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
+    return buffer.getbuffer()
+
+
+_T = TypeVar("_T")
+
+
+def ahead(items: Iterable[_T], depth: int) -> Generator[_T, None, None]:
+    """Yield `items`, computed by a thread up to `depth` items ahead of the consumer.
+
+    Hand-rolled, not psycopg's QueuedLibpqWriter: that one queues up to 1024 buffers of 128 KB
+    (128 MB) when PostgreSQL is the slower side, which it is here. An exception in the thread is
+    raised here; a consumer that stops early stops the thread.
+    """
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((False, None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            slots.put((False, error))
+
+    worker = threading.Thread(target=produce, name="copy-render", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, item = slots.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 @dataclass
@@ -265,19 +390,20 @@ def load_summaries(conn: psycopg.Connection[Any], bucket: str) -> list[LoadSumma
 
 
 def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
-    """Insert or replace the object's taxi.loads row (counting completed loads)."""
+    """Insert or replace the object's taxi.loads row (counting completed loads, and keeping
+    the count of the object's rows in taxi.trips)."""
     duration_ms = round((record.finished_at - record.started_at).total_seconds() * 1000, 1)
     conn.execute(
         """
         INSERT INTO taxi.loads (
             source_key, bucket, version_id, etag, sequencer, dataset, month, status,
             error_code, error, rows_in, rows_clean, rows_rejected, started_at, finished_at,
-            duration_ms, timings_ms, processing_version
+            duration_ms, timings_ms, processing_version, rows_stored
         ) VALUES (
             %(source_key)s, %(bucket)s, %(version_id)s, %(etag)s, %(sequencer)s, %(dataset)s,
             %(month)s, %(status)s, %(error_code)s, %(error)s, %(rows_in)s, %(rows_clean)s,
             %(rows_rejected)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, %(timings_ms)s,
-            %(processing_version)s
+            %(processing_version)s, %(rows_stored)s
         )
         ON CONFLICT (source_key) DO UPDATE SET
             bucket = EXCLUDED.bucket,
@@ -297,7 +423,8 @@ def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
             finished_at = EXCLUDED.finished_at,
             duration_ms = EXCLUDED.duration_ms,
             timings_ms = EXCLUDED.timings_ms,
-            processing_version = EXCLUDED.processing_version
+            processing_version = EXCLUDED.processing_version,
+            rows_stored = COALESCE(EXCLUDED.rows_stored, loads.rows_stored)
         """,
         {
             "source_key": record.source_key,
@@ -318,5 +445,7 @@ def record_load(conn: psycopg.Connection[Any], record: LoadRecord) -> None:
             "duration_ms": duration_ms,
             "timings_ms": Jsonb(record.timings_ms),
             "processing_version": record.processing_version,
+            # A quarantined version leaves the earlier version's rows (and their count) in place.
+            "rows_stored": record.rows_clean if record.status == "loaded" else None,
         },
     )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,27 @@ class ProcessResult:
         """The clean rows, in the dataset's clean schema."""
         return self.clean_plan.collect()
 
-    def clean_batches(self, rows: int) -> Iterator[pl.DataFrame]:
-        """The clean rows in order, computed from `rows` validated rows at a time: a consumer
-        that handles one batch before asking for the next never holds more than one."""
+    def clean_batches(self, rows: int, month: date | None = None) -> Iterator[pl.DataFrame]:
+        """The clean rows in order (only those picked up in `month`, if given), computed from
+        `rows` validated rows at a time: a consumer that handles one batch before asking for
+        the next never holds more than one."""
         for piece in self.validated.iter_slices(rows):
-            yield transform.clean_rows(piece.lazy(), self.spec).collect()
+            plan = transform.clean_rows(piece.lazy(), self.spec)
+            if month is not None:
+                plan = plan.filter(pickup_month() == month)
+            batch = plan.collect()
+            if batch.height:
+                yield batch
 
     def write_clean(self, path: Path) -> None:
         """Stream the clean rows to Parquet at `path`, never holding all of them in memory."""
         with pl.Config(streaming_chunk_size=CLEAN_WRITE_CHUNK_ROWS):
             self.clean_plan.sink_parquet(path, row_group_size=ROW_GROUP_ROWS)
+
+
+def pickup_month() -> pl.Expr:
+    """The first day of the month of a clean row's pickup: what the database partitions by."""
+    return pl.col("pickup_datetime").dt.truncate("1mo").dt.date()
 
 
 REJECT_SAMPLES_PER_REASON = 3

@@ -209,3 +209,59 @@ def _at_once(work: Callable[[], T], *, times: int) -> list[T]:
     with ThreadPoolExecutor(max_workers=times) as pool:
         futures = [pool.submit(work) for _ in range(times)]
         return [future.result() for future in futures]
+
+
+def test_object_partitions_migration_moves_every_row_into_its_objects_partition(
+    empty_db: str,
+) -> None:
+    # Migration 0006 on a database loaded before it: every month partition becomes partitioned
+    # by source_key, each row lands in its object's leaf, and nothing is lost or left behind.
+    before, after = load_migrations()[:5], load_migrations()
+    assert after[5].filename == "0006_object_partitions.sql"
+    rows = [
+        ("yellow", "raw/yellow/a.parquet", "2024-01-03 10:00"),
+        ("yellow", "raw/yellow/a.parquet", "2024-01-04 11:00"),
+        ("yellow", "raw/yellow/a.parquet", "2023-12-31 23:50"),
+        ("green", "raw/green/b.parquet", "2024-01-05 12:00"),
+    ]
+    with connect(empty_db) as conn:
+        migrate(conn, before)
+        for month in ("2023-12-01", "2024-01-01"):
+            conn.execute("SELECT taxi.create_trips_partition(%s)", [month])
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO taxi.trips (dataset, source_key, pickup_datetime) VALUES (%s, %s, %s)",
+                rows,
+            )
+        conn.execute(
+            "INSERT INTO taxi.loads (source_key, bucket, status, rows_clean, started_at,"
+            " finished_at, duration_ms) VALUES ('raw/yellow/a.parquet', 'lake', 'loaded', 3,"
+            " now(), now(), 1)"
+        )
+
+        result = migrate(conn, after)
+
+        placed = conn.execute(
+            "SELECT month.relname, t.source_key, count(*) FROM taxi.trips AS t"
+            " JOIN pg_inherits AS i ON i.inhrelid = t.tableoid"
+            " JOIN pg_class AS month ON month.oid = i.inhparent GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        leaves = {
+            key: [row[0] for row in conn.execute("SELECT taxi.trips_object_partitions(%s)", [key])]
+            for key in ("raw/yellow/a.parquet", "raw/green/b.parquet")
+        }
+        leftovers = conn.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE '%before_0006'"
+            " OR relname = 'trips_source_key_idx'"
+        ).fetchall()
+        stored = conn.execute("SELECT rows_stored FROM taxi.loads").fetchall()
+    assert result.applied == ["0006_object_partitions.sql"]
+    assert placed == [
+        ("trips_2023_12", "raw/yellow/a.parquet", 1),
+        ("trips_2024_01", "raw/green/b.parquet", 1),
+        ("trips_2024_01", "raw/yellow/a.parquet", 2),
+    ]
+    assert len(leaves["raw/yellow/a.parquet"]) == 2
+    assert [name[:14] for name in leaves["raw/green/b.parquet"]] == ["trips_2024_01_"]
+    assert leftovers == []
+    assert stored == [(3,)]

@@ -235,6 +235,37 @@ def test_new_version_of_an_object_replaces_its_rows(platform: Platform) -> None:
     )
 
 
+def test_a_new_version_empties_every_partition_of_the_old_one(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An object's rows live in partitions of their own, one per month. A new version whose
+    # pickups left a month empties that month's partition too; the count replaced is the one
+    # recorded, kept across a quarantined version in between (whose rows_clean is null).
+    rows = yellow_rows(4, start=datetime(2024, 2, 5, 9, 0))
+    rows += yellow_rows(3, start=datetime(2024, 1, 31, 23, 30))
+    key = platform.put_raw("yellow_tripdata_2024-02.parquet", parquet_bytes(rows))
+    assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
+    platform.put_raw("yellow_tripdata_2024-02.parquet", b"not parquet at all")
+    assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
+    assert trips_for(platform, key) == 7  # a bad upload does not erase data
+    capsys.readouterr()
+
+    later = yellow_rows(6, start=datetime(2024, 2, 10, 8, 0))
+    platform.put_raw("yellow_tripdata_2024-02.parquet", parquet_bytes(later))
+    assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
+
+    [line] = [line for line in log_lines(capsys.readouterr().out) if line.get("status") == "loaded"]
+    per_month = platform.query(
+        "SELECT date_trunc('month', pickup_datetime)::date, count(*) FROM taxi.trips"
+        " WHERE source_key = %s GROUP BY 1 ORDER BY 1",
+        [key],
+    )
+    assert per_month == [(datetime(2024, 2, 1).date(), 6)]
+    assert line["rows_replaced"] == 7
+    assert line["partitions_created"] == []
+    assert len(platform.query("SELECT taxi.trips_object_partitions(%s)", [key])) == 2
+
+
 def test_an_older_event_arriving_late_does_not_overwrite_a_newer_version(
     platform: Platform,
 ) -> None:
@@ -294,7 +325,7 @@ def test_object_deleted_before_processing_is_acknowledged(platform: Platform) ->
 
 def test_pickups_in_the_previous_month_get_their_partition(platform: Platform) -> None:
     # A February file may hold pickups from the last hours of January (the month window's
-    # grace): both monthly partitions are created and each row lands in its own.
+    # grace): the object gets a partition in each month, and each row lands in its own.
     rows = yellow_rows(5, start=datetime(2024, 2, 5, 9, 0))
     rows += yellow_rows(2, start=datetime(2024, 1, 31, 23, 30))
     key = platform.put_raw("yellow_tripdata_2024-02.parquet", parquet_bytes(rows))
@@ -302,11 +333,15 @@ def test_pickups_in_the_previous_month_get_their_partition(platform: Platform) -
     assert handler(platform.receive_event(), None) == {"batchItemFailures": []}
 
     placed = platform.query(
-        "SELECT tableoid::regclass::text, count(*) FROM taxi.trips WHERE source_key = %s"
-        " GROUP BY 1 ORDER BY 1",
+        "SELECT month.relname, count(*) FROM taxi.trips AS t"
+        " JOIN pg_inherits AS i ON i.inhrelid = t.tableoid"
+        " JOIN pg_class AS month ON month.oid = i.inhparent"
+        " WHERE t.source_key = %s GROUP BY 1 ORDER BY 1",
         [key],
     )
-    assert placed == [("taxi.trips_2024_01", 2), ("taxi.trips_2024_02", 5)]
+    leaves = platform.query("SELECT taxi.trips_object_partitions(%s)", [key])
+    assert placed == [("trips_2024_01", 2), ("trips_2024_02", 5)]
+    assert len(leaves) == 2
 
 
 def test_runtime_is_created_once_per_container(platform: Platform) -> None:

@@ -97,6 +97,50 @@ def test_the_partition_function_creates_only_a_month_partition(
         conn.execute("SELECT taxi.create_trips_partition(NULL)")
 
 
+def test_the_object_partition_function_gives_one_leaf_and_only_insert_and_truncate(
+    processor_db: tuple[str, psycopg.Connection[Any]],
+) -> None:
+    # A leaf for one object in one month, under that month's partition, named by the key's
+    # digest; the processor may fill and empty it, not read, update or delete in it.
+    _, conn = processor_db
+    key = "raw/yellow/yellow_tripdata_2031-07.parquet"
+    leaf = conn.execute(
+        "SELECT taxi.create_trips_object_partition('2031-07-09', %s)", [key]
+    ).fetchone()
+    again = conn.execute(
+        "SELECT taxi.create_trips_object_partition('2031-07-01', %s)", [key]
+    ).fetchone()
+    assert leaf is not None
+    assert leaf == again
+    [name] = leaf
+    parent, bound = conn.execute(
+        "SELECT p.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_class AS c"
+        " JOIN pg_inherits AS i ON i.inhrelid = c.oid JOIN pg_class AS p ON p.oid = i.inhparent"
+        " WHERE c.relname = %s",
+        [name],
+    ).fetchone() or (None, None)
+    privileges = {
+        privilege: conn.execute(
+            "SELECT has_table_privilege(%s, %s, %s)", [PROCESSOR_DB_USER, f"taxi.{name}", privilege]
+        ).fetchone()
+        for privilege in ("INSERT", "TRUNCATE", "SELECT", "UPDATE", "DELETE")
+    }
+
+    assert name.startswith("trips_2031_07_")
+    assert len(name) == len("trips_2031_07_") + 16
+    assert (parent, bound) == ("trips_2031_07", f"FOR VALUES IN ('{key}')")
+    assert privileges == {
+        "INSERT": (True,),
+        "TRUNCATE": (True,),
+        "SELECT": (False,),
+        "UPDATE": (False,),
+        "DELETE": (False,),
+    }
+    assert conn.execute("SELECT taxi.trips_object_partitions(%s)", [key]).fetchall() == [(name,)]
+    with pytest.raises(errors.RaiseException, match="must not be null"):
+        conn.execute("SELECT taxi.create_trips_object_partition('2031-07-01', NULL)")
+
+
 FORBIDDEN = {
     "create a table in taxi": "CREATE TABLE taxi.evil (i integer)",
     "create a table in public": "CREATE TABLE public.evil (i integer)",
@@ -116,6 +160,8 @@ FORBIDDEN = {
     ),
     "create an index": "CREATE INDEX evil ON taxi.loads (bucket)",
     "truncate trips": "TRUNCATE taxi.trips",
+    "truncate a month partition": "TRUNCATE taxi.trips_2024_01",
+    "delete trips": "DELETE FROM taxi.trips",
     "truncate loads": "TRUNCATE taxi.loads",
     "truncate the history": "TRUNCATE taxi.schema_migrations",
     "delete audit rows": "DELETE FROM taxi.loads",
