@@ -21,9 +21,10 @@ on `--insert-rows` (default 100k) and its rate is compared per row. Each path ru
 times (default 3) and the fastest run counts. `--foreign-keys` also times COPY into a table with
 foreign keys to the master tables (the schema has none; see docs/processor.md).
 
-Measured on a quiet 2-core machine (best of 3, PostgreSQL's default durability): COPY 106k rows/s,
-INSERT 2.6k rows/s (40x), COPY with foreign keys 15k rows/s. The CSV path does not meet the 250k
-target; the script says so rather than passing.
+Measured on a shared 2-core machine (3 interleaved runs with the previous path, best of 2 each,
+PostgreSQL's default durability): COPY 117-119k rows/s (the previous DELETE + indexed COPY:
+81-100k), INSERT 3.0k rows/s (35x). Before migration 0006, COPY with foreign keys took 15k rows/s.
+The CSV path does not meet the 250k target; the script says so rather than passing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Loading one source object into PostgreSQL: partitions on demand, the per-object lock, replacing
-the object's rows with COPY, and its `taxi.loads` audit row.
+"""Loading one source object into PostgreSQL: its partitions on demand, the per-object lock,
+replacing the object's rows with COPY, and its `taxi.loads` audit row.
 
-Within one transaction the caller takes `lock_object` (a transaction-scoped advisory lock keyed on
-the S3 key, so two deliveries of the same object run one after the other, while different objects
-load in parallel), then `replace_rows` (delete the object's earlier rows, COPY the new ones) and
-`record_load`. Either all of it commits or none of it: a retry after any failure converges.
+Each object has a leaf partition of taxi.trips of its own in every month its rows fall in
+(migration 0006). Before the load's transaction the caller makes sure they exist
+(`ensure_object_partitions`); within it, it takes `lock_object` (a transaction-scoped advisory
+lock keyed on the S3 key, so two deliveries of the same object run one after the other, while
+different objects load in parallel), then `replace_rows` (TRUNCATE the object's leaves, COPY the
+new rows into them) and `record_load`. Either all of it commits or none of it: a retry after any
+failure converges.
 """
 
 from __future__ import annotations
