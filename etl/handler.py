@@ -297,7 +297,7 @@ class Runtime:
             conn = self.database.connection()
             clock = time.perf_counter()
             leaves, partitions = ensure_object_partitions(
-                conn, obj.key, pickup_months(result.clean_plan)
+                conn, obj.key, result.spec.name, pickup_months(result.clean_plan)
             )
             timings["partitions"] = _ms_since(clock)
             keys = output_keys(result.spec.name, result.month, obj.key)
@@ -326,8 +326,8 @@ class Runtime:
                     replaced = replace_rows(
                         conn,
                         obj.key,
-                        result.spec,
                         leaves,
+                        result.populated_columns(),
                         lambda month: result.clean_batches(COPY_BATCH_ROWS, month),
                     )
                     timings["load_db"] = _ms_since(started)

@@ -156,10 +156,10 @@ def object_partitions(conn: psycopg.Connection[Any], key: str) -> list[str]:
 
 
 def ensure_object_partitions(
-    conn: psycopg.Connection[Any], key: str, months: Iterable[date]
+    conn: psycopg.Connection[Any], key: str, dataset: str, months: Iterable[date]
 ) -> tuple[dict[date, str], list[str]]:
-    """The leaf of object `key` in each of `months`, created where missing (with the month's
-    partition): (month -> leaf name, the names created).
+    """The leaf of object `key` (of `dataset`) in each of `months`, created where missing (with
+    the month's partition): (month -> leaf name, the names created).
 
     Through `taxi.create_trips_object_partition` (migration 0006), which runs as the table's
     owner and grants the processor INSERT and TRUNCATE on the leaf, nothing more. In its own
@@ -173,10 +173,10 @@ def ensure_object_partitions(
     with conn.transaction():
         for month in wanted:
             row = conn.execute(
-                sql.SQL("SELECT {}(%s, %s)").format(
+                sql.SQL("SELECT {}(%s, %s, %s)").format(
                     sql.Identifier(DATABASE_SCHEMA, OBJECT_PARTITION_FUNCTION)
                 ),
-                [month, key],
+                [month, key, dataset],
             ).fetchone()
             leaves[month] = str(row[0]) if row else ""
     return leaves, [name for name in leaves.values() if name not in existing]
@@ -191,16 +191,19 @@ def stored_rows(conn: psycopg.Connection[Any], key: str) -> int | None:
 def replace_rows(
     conn: psycopg.Connection[Any],
     key: str,
-    spec: DatasetSpec,
     leaves: Mapping[date, str],
+    columns: Sequence[str],
     clean: Callable[[date], Iterable[pl.DataFrame]],
 ) -> int | None:
     """Empty every leaf of `key`, then COPY the clean rows of each month (`clean(month)`, in
-    batches) into that month's leaf of `leaves`; return the rows replaced (as recorded).
+    batches, with at least `columns`) into that month's leaf of `leaves`; return the rows
+    replaced (as recorded).
 
-    Call inside the object's transaction, after `lock_object`. TRUNCATE is transactional: until
-    the commit, other sessions keep the earlier rows (and wait for them, see migration 0006).
-    Truncating in this transaction is also what lets COPY FREEZE write the rows frozen.
+    Only `columns` are sent: the leaves' own defaults fill in dataset and source_key, and a
+    column left out is null in every row (`ProcessResult.populated_columns`). Call inside the
+    object's transaction, after `lock_object`. TRUNCATE is transactional: until the commit,
+    other sessions keep the earlier rows (and wait for them, see migration 0006). Truncating in
+    this transaction is also what lets COPY FREEZE write the rows frozen.
     """
     replaced = stored_rows(conn, key)
     targets = sorted({*object_partitions(conn, key), *leaves.values()})
@@ -210,16 +213,8 @@ def replace_rows(
                 sql.SQL(", ").join(sql.Identifier(DATABASE_SCHEMA, name) for name in targets)
             )
         )
-    columns = trips_columns(spec)
     for month, leaf in sorted(leaves.items()):
-        batches = (
-            batch.select(
-                pl.lit(spec.name).alias("dataset"),
-                pl.lit(key).alias("source_key"),
-                *spec.clean_schema.names(),
-            )
-            for batch in clean(month)
-        )
+        batches = (batch.select(columns) for batch in clean(month))
         copy_frames(conn, leaf, columns, batches)
     return replaced
 

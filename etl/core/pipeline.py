@@ -64,6 +64,16 @@ class ProcessResult:
         """The clean rows, in the dataset's clean schema."""
         return self.clean_plan.collect()
 
+    def populated_columns(self) -> list[str]:
+        """The clean schema's columns that are not null in every row (a 2024 file has no
+        coordinates, for instance): the others need not be written where null is the default."""
+        height = self.validated.height
+        return [
+            name
+            for name in self.spec.clean_schema.names()
+            if self.validated.get_column(name).null_count() < height
+        ]
+
     def clean_batches(self, rows: int, month: date | None = None) -> Iterator[pl.DataFrame]:
         """The clean rows in order (only those picked up in `month`, if given), computed from
         `rows` validated rows at a time: a consumer that handles one batch before asking for

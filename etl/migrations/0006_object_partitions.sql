@@ -63,7 +63,11 @@ $$;
 -- One object's leaf in one month, and the month's partition if it is missing; returns the
 -- leaf's name. The processor may write and TRUNCATE that leaf (and only through this function
 -- does it get a leaf): a load empties and fills its own object's rows, and nothing else.
-CREATE FUNCTION taxi.create_trips_object_partition(month date, source_key text) RETURNS text
+-- The leaf's dataset and source_key default to the object's, so a COPY into it sends neither
+-- (a quarter of the CSV's bytes on a 2024 yellow month).
+CREATE FUNCTION taxi.create_trips_object_partition(
+    month date, source_key text, dataset text
+) RETURNS text
     LANGUAGE plpgsql
     VOLATILE
     SECURITY DEFINER
@@ -73,8 +77,9 @@ DECLARE
     leaf text := taxi.trips_object_partition_name(month, source_key);
     parent text := 'trips_' || to_char(date_trunc('month', month), 'YYYY_MM');
 BEGIN
-    IF month IS NULL OR source_key IS NULL THEN
-        RAISE EXCEPTION 'create_trips_object_partition: month and source_key must not be null';
+    IF month IS NULL OR source_key IS NULL OR dataset IS NULL THEN
+        RAISE EXCEPTION
+            'create_trips_object_partition: month, source_key and dataset must not be null';
     END IF;
     PERFORM taxi.create_trips_partition(month);
     IF NOT EXISTS (
@@ -83,18 +88,19 @@ BEGIN
         WHERE n.nspname = 'taxi' AND c.relname = leaf
     ) THEN
         EXECUTE format(
-            'CREATE TABLE taxi.%I PARTITION OF taxi.%I FOR VALUES IN (%L)',
-            leaf, parent, source_key
+            'CREATE TABLE taxi.%I PARTITION OF taxi.%I'
+            ' (dataset DEFAULT %L, source_key DEFAULT %L) FOR VALUES IN (%L)',
+            leaf, parent, dataset, source_key, source_key
         );
         EXECUTE format('GRANT INSERT, TRUNCATE ON taxi.%I TO dataplatform_processor', leaf);
     END IF;
     RETURN leaf;
 END
 $$;
-COMMENT ON FUNCTION taxi.create_trips_object_partition(date, text) IS
+COMMENT ON FUNCTION taxi.create_trips_object_partition(date, text, text) IS
     'Create the taxi.trips leaf of one source object in one month, as the table owner';
-REVOKE ALL ON FUNCTION taxi.create_trips_object_partition(date, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION taxi.create_trips_object_partition(date, text)
+REVOKE ALL ON FUNCTION taxi.create_trips_object_partition(date, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taxi.create_trips_object_partition(date, text, text)
     TO dataplatform_processor;
 
 -- The leaves that hold an object's rows, in any month: what a load of the object truncates.
@@ -134,7 +140,7 @@ REVOKE SELECT (source_key) ON taxi.trips FROM dataplatform_processor;
 DO $$
 DECLARE
     old record;
-    key text;
+    object record;
     moved text;
 BEGIN
     FOR old IN
@@ -151,9 +157,13 @@ BEGIN
             'CREATE TABLE taxi.%I PARTITION OF taxi.trips %s PARTITION BY LIST (source_key)',
             old.name, old.bound
         );
-        FOR key IN EXECUTE format('SELECT DISTINCT source_key FROM taxi.%I', moved) LOOP
+        FOR object IN EXECUTE format(
+            'SELECT source_key, min(dataset) AS dataset FROM taxi.%I GROUP BY 1', moved
+        ) LOOP
             PERFORM taxi.create_trips_object_partition(
-                pg_catalog.to_date(pg_catalog.substr(old.name, 7, 7), 'YYYY_MM'), key
+                pg_catalog.to_date(pg_catalog.substr(old.name, 7, 7), 'YYYY_MM'),
+                object.source_key,
+                object.dataset
             );
         END LOOP;
         EXECUTE format('INSERT INTO taxi.trips SELECT * FROM taxi.%I', moved);

@@ -101,14 +101,15 @@ def test_the_object_partition_function_gives_one_leaf_and_only_insert_and_trunca
     processor_db: tuple[str, psycopg.Connection[Any]],
 ) -> None:
     # A leaf for one object in one month, under that month's partition, named by the key's
-    # digest; the processor may fill and empty it, not read, update or delete in it.
+    # digest, its dataset and source_key by default the object's; the processor may fill and
+    # empty it, not read, update or delete in it.
     _, conn = processor_db
     key = "raw/yellow/yellow_tripdata_2031-07.parquet"
     leaf = conn.execute(
-        "SELECT taxi.create_trips_object_partition('2031-07-09', %s)", [key]
+        "SELECT taxi.create_trips_object_partition('2031-07-09', %s, 'yellow')", [key]
     ).fetchone()
     again = conn.execute(
-        "SELECT taxi.create_trips_object_partition('2031-07-01', %s)", [key]
+        "SELECT taxi.create_trips_object_partition('2031-07-01', %s, 'yellow')", [key]
     ).fetchone()
     assert leaf is not None
     assert leaf == again
@@ -136,9 +137,16 @@ def test_the_object_partition_function_gives_one_leaf_and_only_insert_and_trunca
         "UPDATE": (False,),
         "DELETE": (False,),
     }
+    defaults = conn.execute(
+        "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef AS d"
+        " JOIN pg_attribute AS a ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
+        " WHERE d.adrelid = %s::regclass ORDER BY 1",
+        [f"taxi.{name}"],
+    ).fetchall()
+    assert defaults == [("dataset", "'yellow'::text"), ("source_key", f"'{key}'::text")]
     assert conn.execute("SELECT taxi.trips_object_partitions(%s)", [key]).fetchall() == [(name,)]
     with pytest.raises(errors.RaiseException, match="must not be null"):
-        conn.execute("SELECT taxi.create_trips_object_partition('2031-07-01', NULL)")
+        conn.execute("SELECT taxi.create_trips_object_partition('2031-07-01', NULL, 'yellow')")
 
 
 FORBIDDEN = {
