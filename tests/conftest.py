@@ -3,7 +3,9 @@ Manager over HTTP) and a real PostgreSQL (pgserver), each started once per sessi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +19,20 @@ def moto_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+MEMORY = Path("/dev/shm")
+"""A memory-backed directory (Linux): the session's server keeps its data there when it can."""
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL server for the whole session (password authentication on 127.0.0.1)."""
-    with postgres() as server:
+    """A PostgreSQL server for the whole session (password authentication on 127.0.0.1).
+
+    Its data lives in memory where the machine has a memory-backed directory: every test creates
+    a database (CREATE DATABASE copies about 8 MB of files), measured 0.17 s each in memory
+    against 0.42 s on this machine's disk, and the data is never needed after the session.
+    """
+    in_memory = MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+    with postgres(parent=MEMORY if in_memory else None) as server:
         yield server
 
 

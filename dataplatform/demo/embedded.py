@@ -136,8 +136,10 @@ def postgres(
     dbname: str = DEFAULT_DATABASE,
     durable: bool = False,
     settings: Mapping[str, str] | None = None,
+    parent: Path | None = None,
 ) -> Iterator[EmbeddedPostgres]:
-    """Start a PostgreSQL 16 server (pgserver's binaries) in a fresh temporary directory.
+    """Start a PostgreSQL 16 server (pgserver's binaries) in a fresh temporary directory (under
+    `parent`, default the system's temporary directory).
 
     The server listens on 127.0.0.1 at a free port; the superuser `postgres` gets a random
     password and every connection must present it (SCRAM-SHA-256, for TCP and the Unix socket).
@@ -146,7 +148,7 @@ def postgres(
     directory deleted.
     """
     bin_dir = _pgserver_bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="dataplatform-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="dataplatform-pg-", dir=parent))
     run_as = _postgres_os_user()
     if run_as is not None:
         shutil.chown(root, run_as, run_as)
