@@ -38,8 +38,21 @@ class ModuleFixtureScheduling(LoadGroupScheduling):  # type: ignore[misc]
     same could happen to the bundle build (12 s). xdist's own `xdist_group` marks cannot do this
     under pytest 9 (xdist 3.8 renames the node id through an attribute pytest 9 no longer
     reads), so the groups are named here, by module. The groups go out first (xdist orders work
-    by size), then every other test one at a time.
+    by size), then the other tests, each worker kept `QUEUED` tests ahead: xdist's loadgroup
+    keeps only two, and a worker that finishes them before the controller answers waits idle
+    (most tests take milliseconds, and the controller shares the cores with the workers).
     """
+
+    QUEUED = 8
+
+    def _reschedule(self, node: object) -> None:
+        if getattr(node, "shutting_down", False):
+            return
+        if not self.workqueue:
+            node.shutdown()  # type: ignore[attr-defined]
+            return
+        while self.workqueue and self._pending_of(self.assigned_work[node]) < self.QUEUED:
+            self._assign_work_unit(node)
 
     def _split_scope(self, nodeid: str) -> str:
         module = nodeid.split("::", 1)[0]
