@@ -320,10 +320,11 @@ class ProcessorSettings:
         )
 
 
-HANDLER_BASE_MB = 225
-HANDLER_MB_PER_MILLION_ROWS = 214
+HANDLER_BASE_MB = 286
+HANDLER_MB_PER_MILLION_ROWS = 185
 """The handler's peak RSS as a line through two measurements (`benchmarks/e2e_benchmark.py`,
-fresh process per invocation, 2024-style yellow rows): 439 MB at 1M rows, 867 MB at 3M."""
+fresh process per invocation, 2024-style yellow rows, medians of 5): 471 MB at 1M rows, 841 MB
+at 3M."""
 
 
 ATHENA_MAX_SCAN_LIMIT_GB = 10_240
