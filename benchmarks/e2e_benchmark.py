@@ -11,7 +11,8 @@ child reports the handler's own per-step timings and its peak RSS.
 In the same run, on the same PostgreSQL, the bare load limit: the same clean rows copied in
 PostgreSQL's binary format (prepared beforehand, so no client work is timed) into an unindexed,
 unpartitioned table. The ratio of the handler's rate to it says how close the whole path comes to
-what the server can ingest at all.
+what the server can ingest at all. The same rows as CSV, copied the same way, give the limit of
+a text load (the handler loads CSV: docs/processor.md says why).
 
 Each child then handles the same event again, as SQS's at-least-once delivery may hand it to the
 same container: that repeat is timed too (the idempotency fast path).
@@ -113,13 +114,15 @@ def invoke(events: list[dict[str, Any]], environment: dict[str, str]) -> dict[st
     return report
 
 
-def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str) -> tuple[int, float]:
-    """(rows, seconds) of a binary COPY of the loaded rows into an unindexed plain table."""
+def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str, form: str) -> tuple[int, float]:
+    """(rows, seconds) of a COPY in `form` (binary or csv) of the loaded rows into an unindexed
+    plain table: the rows exported by the server itself beforehand, so no client work is timed."""
     with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS public.bare")
         conn.execute("CREATE TABLE public.bare (LIKE taxi.trips)")
         buffer = io.BytesIO()
-        with conn.cursor().copy("COPY (SELECT * FROM taxi.trips) TO STDOUT (FORMAT binary)") as out:
+        export = f"COPY (SELECT * FROM taxi.trips) TO STDOUT (FORMAT {form})"
+        with conn.cursor().copy(export) as out:
             for chunk in out:
                 buffer.write(chunk)
         rows = int(conn.execute("SELECT count(*) FROM taxi.trips").fetchone()[0])  # type: ignore[index]
@@ -127,7 +130,7 @@ def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str) -> tuple[int, float]:
         started = time.perf_counter()
         with (
             conn.transaction(),
-            conn.cursor().copy("COPY public.bare FROM STDIN (FORMAT binary)") as copy,
+            conn.cursor().copy(f"COPY public.bare FROM STDIN (FORMAT {form})") as copy,
         ):
             for offset in range(0, len(data), 1 << 20):
                 copy.write(data[offset : offset + (1 << 20)])
@@ -173,7 +176,7 @@ def run_size(
         path = Path(scratch) / "month.parquet"
         yellow_month(Month(2024, 1), rows).write_parquet(path)
         body = path.read_bytes()
-    rates, rss, steps, bare_rates, repeats = [], [], [], [], []
+    rates, rss, steps, bare_rates, csv_rates, repeats = [], [], [], [], [], []
     for _ in range(rounds):
         put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
         event = s3_event(BUCKET, KEY, put["VersionId"], put["ETag"].strip('"'), len(body))
@@ -187,13 +190,18 @@ def run_size(
         rss.append(first["peak_rss_mb"])
         steps.append(first["line"]["timings_ms"])
         repeats.append(repeat["seconds"] * 1000)
-        loaded, bare = bare_copy_seconds(pg, dbname)
+        loaded, bare = bare_copy_seconds(pg, dbname, "binary")
         bare_rates.append(loaded / bare)
+        loaded, bare = bare_copy_seconds(pg, dbname, "csv")
+        csv_rates.append(loaded / bare)
     ratios = [rate / bare for rate, bare in zip(rates, bare_rates, strict=True)]
     print(f"\n{rows:,} rows, {rounds} rounds (fresh process each; bytecode caches cold)")
     print(f"  end to end:   {_median_range(rates, ',.0f')} rows/s")
     print(f"  bare COPY:    {_median_range(bare_rates, ',.0f')} rows/s (binary, unindexed)")
     print(f"  ratio:        {_median_range(ratios, '.2f')} of the bare COPY")
+    of_csv = [rate / limit for rate, limit in zip(rates, csv_rates, strict=True)]
+    print(f"  bare CSV:     {_median_range(csv_rates, ',.0f')} rows/s (CSV, unindexed)")
+    print(f"  ratio:        {_median_range(of_csv, '.2f')} of the bare CSV COPY (the text limit)")
     per_million = statistics.median(rss) / rows * 1e6
     print(f"  peak RSS:     {_median_range(rss, '.0f')} MB ({per_million:.0f} MB per million rows)")
     print(f"  repeat:       {_median_range(repeats, '.1f')} ms (already_loaded, same container)")
