@@ -9,8 +9,8 @@ unprocessable object is copied to quarantine/ with an `.error.json`, and acknowl
 else that fails (database down or refusing the password twice, S3 errors after botocore's own
 retries) fails its SQS message alone (`batchItemFailures`), with its retry delayed by a doubling
 back-off (`etl.retry`): SQS redelivers it and, after the queue's maxReceiveCount, moves it to the
-DLQ. Failures while reading, normalising or validating a file's
-content never land there: `process_file` turns them into `UnprocessableInput` (quarantine).
+DLQ. Failures while reading, normalising or validating a file's content never land there:
+`process_file` turns them into `UnprocessableInput` (quarantine).
 
 Configuration comes from the environment: `DB_AUTH` and what it needs to log in as the
 processor's own database role (`iam`: `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, for an IAM
@@ -195,7 +195,7 @@ class Runtime:
                 self.admin.close()
             summary = {**result.as_dict(), "lake_master_data": self.write_master_data()}
             fields = {"event": "migrated", **summary, "request_id": request_id}
-            fields["duration_ms"] = _ms_since(started)
+            fields["duration_ms"] = logs.ms_since(started)
             _log.info("migrations applied", extra={"fields": fields})
             return {"action": "migrate", **summary}
         failed: list[Message] = []
@@ -242,7 +242,7 @@ class Runtime:
                             **identity,
                             "error_type": type(error).__name__,
                             "error": first_line(error),
-                            "duration_ms": _ms_since(started),
+                            "duration_ms": logs.ms_since(started),
                         }
                     },
                 )
@@ -258,7 +258,7 @@ class Runtime:
                         **base,
                         **identity,
                         **outcome.fields,
-                        "duration_ms": _ms_since(started),
+                        "duration_ms": logs.ms_since(started),
                     }
                 },
             )
@@ -287,7 +287,7 @@ class Runtime:
                 downloaded = self.lake.download(obj, directory)
             except ObjectGone:
                 return Outcome("gone", {"reason": "object or version no longer exists"})
-            timings["download"] = _ms_since(clock)
+            timings["download"] = logs.ms_since(clock)
             try:
                 result = process_file(downloaded.path, source_name=obj.key, settings=self.settings)
             except UnprocessableInput as error:
@@ -299,7 +299,7 @@ class Runtime:
             leaves, partitions = ensure_object_partitions(
                 conn, obj.key, result.spec.name, pickup_months(result.clean_plan)
             )
-            timings["partitions"] = _ms_since(clock)
+            timings["partitions"] = logs.ms_since(clock)
             keys = output_keys(result.spec.name, result.month, obj.key)
             report = {
                 **result.report,
@@ -319,7 +319,7 @@ class Runtime:
                 newer = superseded_by(conn, obj.key, obj.sequencer)
                 if newer is not None:
                     return Outcome("superseded", {"sequencer": obj.sequencer, "newer": newer})
-                timings["lock"] = _ms_since(clock)
+                timings["lock"] = logs.ms_since(clock)
 
                 def load() -> int | None:
                     started = time.perf_counter()
@@ -330,12 +330,12 @@ class Runtime:
                         result.populated_columns(),
                         lambda month: result.clean_batches(COPY_BATCH_ROWS, month),
                     )
-                    timings["load_db"] = _ms_since(started)
+                    timings["load_db"] = logs.ms_since(started)
                     return replaced
 
                 # The lake's writes run beside the load; the report is written after both.
                 clock = time.perf_counter()
-                deleted = self.lake.write_outputs(
+                replaced = self.lake.write_outputs(
                     obj.bucket,
                     keys,
                     result,
@@ -345,7 +345,7 @@ class Runtime:
                     alongside=load,
                     timings=timings,
                 )
-                timings["load_and_write"] = _ms_since(clock)
+                timings["load_and_write"] = logs.ms_since(clock)
                 rows_in = int(result.report["rows_in"])
                 rows_clean = int(result.report["rows_clean"])
                 rows_rejected = int(result.report["rows_rejected"])
@@ -374,7 +374,7 @@ class Runtime:
                 "rows_in": rows_in,
                 "rows_clean": rows_clean,
                 "rows_rejected": rows_rejected,
-                "rows_replaced": deleted,
+                "rows_replaced": replaced,
                 "partitions_created": partitions,
                 "reasons": result.report.get("reasons", {}),
                 "outputs": list(keys.all()),
@@ -402,7 +402,7 @@ class Runtime:
             if written:
                 clock = time.perf_counter()
                 self.lake.quarantine(obj, downloaded, error)
-                timings["write_s3"] = _ms_since(clock)
+                timings["write_s3"] = logs.ms_since(clock)
             # Rows of an earlier, good version of the key stay: a bad upload does not erase data.
             record_load(
                 conn,
@@ -435,7 +435,7 @@ class Runtime:
                 "could not rewrite the reports index",
                 extra={"fields": {"event": "index_failed", "error": first_line(error)}},
             )
-        return _ms_since(clock)
+        return logs.ms_since(clock)
 
     def _load_record(
         self,
@@ -507,10 +507,6 @@ def _lineage(obj: SourceObject, downloaded: Downloaded) -> dict[str, str]:
         "source-version-id": downloaded.version_id or "",
         "source-etag": downloaded.etag or "",
     }
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 1)
 
 
 _runtime: Runtime | None = None

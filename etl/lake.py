@@ -53,6 +53,7 @@ from etl.core.pipeline import ProcessResult
 from etl.core.report_html import IndexEntry, render_html, render_index
 from etl.events import SourceObject
 from etl.loader import LoadSummary
+from etl.logs import ms_since
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -219,7 +220,7 @@ class Lake:
                     ContentType="application/json",
                     Metadata=metadata,
                 )
-                timings["write_report"] = round((time.perf_counter() - clock) * 1000, 1)
+                timings["write_report"] = ms_since(clock)
             except BaseException:
                 wait([data])
                 self._remove(bucket, keys.all())
@@ -252,7 +253,7 @@ class Lake:
             ContentType="text/html; charset=utf-8",
             Metadata=metadata,
         )
-        return round((time.perf_counter() - clock) * 1000, 1)
+        return ms_since(clock)
 
     def quarantine(
         self, obj: SourceObject, downloaded: Downloaded, error: UnprocessableInput

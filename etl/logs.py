@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,3 +65,9 @@ def configure(level: str | None = None) -> logging.Logger:
     chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
     logger.setLevel(chosen if chosen in logging.getLevelNamesMapping() else "INFO")
     return logger
+
+
+def ms_since(start: float) -> float:
+    """Milliseconds since `start` (a `time.perf_counter()` reading), to 0.1 ms: how durations
+    appear in log fields and timings."""
+    return round((time.perf_counter() - start) * 1000, 1)
