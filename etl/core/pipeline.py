@@ -23,18 +23,18 @@ from etl.core.naming import Month, output_stem, resolve_dataset, resolve_month
 from etl.core.report import build_report
 from etl.core.rules import RuleContext
 from etl.core.settings import EtlSettings
-from etl.core.sources import read_input
-from etl.core.specs import ColumnType, DatasetSpec
+from etl.core.sources import RawInput, read_input
+from etl.core.specs import DERIVED_COLUMNS, ColumnType, DatasetSpec
 
 ROW_GROUP_ROWS = 262_144
 """Rows per Parquet row group of the clean output: a month of 3M trips in a dozen groups, each
 with min/max statistics, so readers skip by pickup time; measured a little faster to write than
 Polars' default too."""
-CLEAN_WRITE_CHUNK_ROWS = 50_000
+CLEAN_WRITE_CHUNK_ROWS = 20_000
 """Rows per streaming chunk while the clean rows are filtered and written. The Parquet encoder is
-the slow stage and Polars filters chunks far ahead of it; half its default chunk size keeps about
-75 MB fewer filtered copies alive on a 2M-row month, and the fresh pages they no longer need
-made the write ~15 ms faster."""
+the slow stage and Polars filters chunks far ahead of it: a fifth of its default chunk size held
+the write's extra memory on a 3M-row month to 94-100 MB instead of 164 MB at 50,000 rows (the
+row group being encoded is most of the rest), in the same time within noise."""
 
 
 @dataclass
@@ -48,7 +48,8 @@ class ProcessResult:
     stem: str
     """Base name for the outputs, e.g. `yellow_tripdata_2024-01`."""
     validated: pl.DataFrame = field(repr=False)
-    """Every input row: its clean-schema columns and `reject_code` (null: clean)."""
+    """Every input row: its canonical columns and `reject_code` (null: clean). The derived
+    columns are computed again with the clean rows (`transform.clean_rows`)."""
     report: dict[str, Any]
     rejects: pl.DataFrame = field(repr=False)
     """The rejected rows: input columns as read, `source_row`, `raw_line`, `reject_reason`."""
@@ -71,7 +72,7 @@ class ProcessResult:
         return [
             name
             for name in self.spec.clean_schema.names()
-            if self.validated.get_column(name).null_count() < height
+            if name in DERIVED_COLUMNS or self.validated.get_column(name).null_count() < height
         ]
 
     def clean_batches(self, rows: int, month: date | None = None) -> Iterator[pl.DataFrame]:
@@ -141,6 +142,13 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return value.cast(pl.String)
 
 
+def _later_copies(raw_input: RawInput, key_columns: tuple[str, ...]) -> pl.Series:
+    """Per input row: whether it repeats an earlier row. Its own function so that the row
+    hashes (16 MB per million rows) are freed as soon as the copies are known."""
+    key_hashes = transform.hash_keys(raw_input.frame, raw_input.columns, key_columns)
+    return transform.later_copies(raw_input.frame, raw_input.columns, key_hashes)
+
+
 def process_file(
     path: Path,
     *,
@@ -201,17 +209,17 @@ def _process_file(
     # The duplicate search spends most of its time in a one-thread sort: it runs beside the
     # row-by-row rules, which use the rest of the machine (~30 ms less on a 2M-row month).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        search = pool.submit(transform.hash_keys, raw_input.frame, raw_input.columns, key_columns)
+        search = pool.submit(_later_copies, raw_input, key_columns)
         validated = (
             raw_input.frame.lazy()
             .pipe(transform.normalise, spec, plan)
             .pipe(transform.derive)
             .pipe(transform.validate, spec, context)
+            .drop(list(DERIVED_COLUMNS))
             .collect()
         )
-        key_hashes = search.result()
-    copies = transform.later_copies(raw_input.frame, raw_input.columns, key_hashes)
-    validated = transform.reject_duplicates(validated, spec, copies)
+        validated = transform.reject_duplicates(validated, spec, search.result())
+    del search  # its result: one flag per row, no longer needed
     # The report and the rejects read the same rows and neither needs the other. Each leaves
     # part of the machine idle, so they run side by side (~10 ms less on a 2M-row month).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -229,9 +237,9 @@ def _process_file(
         )
         rejects = rejected.result()
     # From here on the clean rows are all that is computed from `validated`: its columns as
-    # read (about 40 % of it on a 2024 yellow month) are dropped, and freed with the input.
+    # read (about 15 % of it on a 2024 yellow month) are dropped, and freed with the input.
     # (Series by Series: DataFrame.select would run a query and may copy every column.)
-    kept = [*spec.clean_schema.names(), transform.REJECT_CODE]
+    kept = [*(column.name for column in spec.columns), transform.REJECT_CODE]
     validated = pl.DataFrame([validated.get_column(name) for name in kept])
     done = time.perf_counter()
     timings = {

@@ -13,7 +13,7 @@ from etl.core.rules import RuleContext
 from etl.core.settings import EtlSettings
 from etl.core.sources import RawInput
 from etl.core.specs import COORDINATE_COLUMNS, ZONE_COLUMNS, DatasetSpec
-from etl.core.transform import REJECT_CODE, SchemaPlan, reject_column_names
+from etl.core.transform import REJECT_CODE, SchemaPlan, pickup_date, reject_column_names
 
 
 def build_report(
@@ -42,7 +42,7 @@ def build_report(
     # from these few rows instead of a filtered copy of the whole pickup column.
     per_day = (
         validated.lazy()
-        .select("pickup_date", "pickup_datetime", REJECT_CODE)
+        .select(pickup_date().alias("pickup_date"), "pickup_datetime", REJECT_CODE)
         .filter(is_clean)
         .group_by("pickup_date")
         .agg(pl.len().alias("trips"), pickup.min().alias("first"), pickup.max().alias("last"))
