@@ -44,6 +44,7 @@ import psycopg
 
 from dataplatform.demo.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
 from dataplatform.demo.synthetic import yellow_month
+from etl.allocator import MALLOC_CONF_ENV
 from etl.contract import DB_AUTH_ENV, DB_PROCESSOR_SECRET_ARN_ENV, DB_SECRET_ARN_ENV, DbAuth
 from etl.core.naming import Month
 from etl.migrate import migrate_url
@@ -158,8 +159,11 @@ def platform() -> Iterator[tuple[EmbeddedPostgres, str, dict[str, str]]]:
         processor_arn = secrets.create_secret(
             Name="bench-processor", SecretString=json.dumps(pg.processor_secret(dbname))
         )["ARN"]
+        # A container's environment: not the allocator options this process's Polars set for
+        # itself, which would otherwise be inherited and override the processor's own.
+        inherited = {name: value for name, value in os.environ.items() if name != MALLOC_CONF_ENV}
         environment = {
-            **os.environ,
+            **inherited,
             DB_SECRET_ARN_ENV: arn,
             DB_AUTH_ENV: DbAuth.PASSWORD.value,
             DB_PROCESSOR_SECRET_ARN_ENV: processor_arn,

@@ -37,7 +37,8 @@ from urllib.parse import quote
 import boto3
 from botocore.config import Config
 
-from etl import logs
+# First of the processor's modules: it configures Polars' allocator before the next ones load it.
+from etl import allocator, logs  # noqa: F401  (allocator: imported for its effect)
 from etl.contract import (
     DB_AUTH_ENV,
     DB_HOST_ENV,
