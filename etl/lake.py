@@ -182,7 +182,8 @@ class Lake:
             raise
         path = directory / (obj.key.rsplit("/", 1)[-1] or "object")
         with path.open("wb") as handle:
-            shutil.copyfileobj(response["Body"], handle, length=8 * 1024 * 1024)
+            # 1 MB reads: with 8 MB ones, 18 MB of read buffers stayed resident afterwards.
+            shutil.copyfileobj(response["Body"], handle, length=1024 * 1024)
         return Downloaded(
             path=path,
             version_id=response.get("VersionId") or obj.version_id,
