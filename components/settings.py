@@ -320,10 +320,10 @@ class ProcessorSettings:
         )
 
 
-HANDLER_BASE_MB = 286
-HANDLER_MB_PER_MILLION_ROWS = 185
+HANDLER_BASE_MB = 243
+HANDLER_MB_PER_MILLION_ROWS = 146
 """The handler's peak RSS as a line through two measurements (`benchmarks/e2e_benchmark.py`,
-fresh process per invocation, 2024-style yellow rows, medians of 5): 471 MB at 1M rows, 841 MB
+fresh process per invocation, 2024-style yellow rows, medians of 5): 389 MB at 1M rows, 680 MB
 at 3M."""
 
 
