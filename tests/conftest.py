@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,34 @@ MODULES_WITH_MODULE_FIXTURES = frozenset(
 )
 """Modules whose tests share a module-scoped fixture (a demo run, a bundle build, a program run):
 each is sent whole to one test worker (see `pytest_xdist_make_scheduler`)."""
+
+
+BYTECODE_CACHE = Path(sys.prefix) / "pycache"
+"""Where the test processes keep bytecode when the environment says not to write any beside the
+sources (PYTHONDONTWRITEBYTECODE): inside the virtual environment, which git ignores and which
+goes with the checkout."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let this process, the test workers and every Python the tests start share compiled
+    bytecode, kept in `BYTECODE_CACHE`, when PYTHONDONTWRITEBYTECODE forbids the usual
+    `__pycache__` folders.
+
+    Without any cache every process compiles every module it imports from source, pulumi-aws's
+    600 generated modules included: both workers and each CLI subprocess paid it again. The
+    cache mirrors each source's absolute path (PYTHONPYCACHEPREFIX), so nothing is written in
+    the checkout, and Python checks each entry against its source's time and size, as it does
+    for `__pycache__`. A prefix the environment already names, or bytecode already allowed, is
+    left as it is.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    if not os.access(sys.prefix, os.W_OK):
+        return
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(BYTECODE_CACHE)
 
 
 class ModuleFixtureScheduling(LoadGroupScheduling):  # type: ignore[misc]
