@@ -3,10 +3,14 @@ Manager over HTTP) and a real PostgreSQL (pgserver), each started once per sessi
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
 from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
 
@@ -28,6 +32,34 @@ MODULES_WITH_MODULE_FIXTURES = frozenset(
 )
 """Modules whose tests share a module-scoped fixture (a demo run, a bundle build, a program run):
 each is sent whole to one test worker (see `pytest_xdist_make_scheduler`)."""
+
+
+BYTECODE_CACHE = Path(sys.prefix) / "pycache"
+"""Where the test processes keep bytecode when the environment says not to write any beside the
+sources (PYTHONDONTWRITEBYTECODE): inside the virtual environment, which git ignores and which
+goes with the checkout."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let this process, the test workers and every Python the tests start share compiled
+    bytecode, kept in `BYTECODE_CACHE`, when PYTHONDONTWRITEBYTECODE forbids the usual
+    `__pycache__` folders.
+
+    Without any cache every process compiles every module it imports from source, pulumi-aws's
+    600 generated modules included: both workers and each CLI subprocess paid it again. The
+    cache mirrors each source's absolute path (PYTHONPYCACHEPREFIX), so nothing is written in
+    the checkout, and Python checks each entry against its source's time and size, as it does
+    for `__pycache__`. A prefix the environment already names, or bytecode already allowed, is
+    left as it is.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    if not os.access(sys.prefix, os.W_OK):
+        return
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(BYTECODE_CACHE)
 
 
 class ModuleFixtureScheduling(LoadGroupScheduling):  # type: ignore[misc]
@@ -69,6 +101,23 @@ def pytest_xdist_make_scheduler(
     if config.getvalue("dist") != "loadgroup":
         return None
     return ModuleFixtureScheduling(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """Every botocore session of a test process shares one loader of botocore's JSON models.
+
+    Each new session (the handler's `Runtime.from_environment` makes one, as a Lambda container
+    does once) otherwise parses the endpoint, partition and service models again: 220 ms for a
+    session and its four clients against 38 ms with the loader shared, measured, and the tests
+    build a Runtime about 50 times per run. A loader only reads and caches those files; the
+    sessions, clients, credentials and configuration stay each test's own.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader)
+        )
+        yield
 
 
 @pytest.fixture(scope="session")
