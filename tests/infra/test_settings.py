@@ -221,7 +221,7 @@ def test_the_poller_leaves_one_execution_for_the_migration(tmp_path: Path) -> No
 
 
 def test_memory_too_small_for_the_largest_month_is_a_warning(tmp_path: Path) -> None:
-    # Rule: 512 MB cannot hold a 3M-row object (about 841 MB measured); 1024 MB can.
+    # Rule: 512 MB cannot hold a 3M-row object (about 681 MB by the model); 1024 MB can.
     small = _parse(tmp_path, processorMemoryMb="512").processor
     warning = small.memory_warning()
     assert warning is not None
