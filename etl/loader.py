@@ -13,7 +13,6 @@ failure converges.
 from __future__ import annotations
 
 import hashlib
-import io
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from etl import binary_copy
 from etl.contract import DATABASE_SCHEMA
 from etl.core.pipeline import pickup_month
 from etl.core.settings import EtlSettings
@@ -41,10 +41,11 @@ OBJECT_PARTITION_FUNCTION = "create_trips_object_partition"
 OBJECT_PARTITIONS = "trips_object_partitions"
 """The function (migration 0006) listing the leaves of one object."""
 COPY_BATCH_ROWS = 20_000
-"""Rows rendered to CSV per COPY write (about 3 MB): bounds memory on files with millions of
-rows, and small enough that PostgreSQL parses one batch while Polars renders the next."""
+"""Rows encoded per COPY write (about 5 MB of binary COPY): bounds memory on files with
+millions of rows, and small enough that PostgreSQL ingests one batch while Polars encodes the
+next."""
 RENDER_AHEAD = 3
-"""CSV batches rendered ahead of the COPY (about 9 MB): enough to keep PostgreSQL busy."""
+"""Batches encoded ahead of the COPY (about 15 MB): enough to keep PostgreSQL busy."""
 
 
 def partition_name(month: date) -> str:
@@ -226,27 +227,23 @@ def copy_frames(
     frames: Iterable[pl.DataFrame],
 ) -> None:
     """COPY `frames` (each with `columns`, in order) into `taxi.<table>`, a leaf truncated in
-    this transaction, from CSV rendered by Polars, one batch of rows at a time.
+    this transaction, in PostgreSQL's binary format (`etl.binary_copy`), one batch at a time.
 
-    The batches are computed and rendered in a thread (Polars releases the GIL), a few batches
-    ahead of the COPY, so that PostgreSQL parses one while the next is rendered. Nulls are
-    empty fields, empty strings are quoted (""), as COPY's CSV format expects. FREEZE writes
+    The batches are computed and encoded in a thread (Polars releases the GIL), a few batches
+    ahead of the COPY, so that PostgreSQL ingests one while the next is encoded. FREEZE writes
     the rows already frozen: no hint-bit rewrite or anti-wraparound VACUUM of them later.
     """
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(DATABASE_SCHEMA, table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
-    rendered = (_csv(piece) for frame in frames for piece in frame.iter_slices(COPY_BATCH_ROWS))
+    pieces = (piece for frame in frames for piece in frame.iter_slices(COPY_BATCH_ROWS))
+    encoded = (binary_copy.encode_rows(piece) for piece in pieces if piece.height)
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        for chunk in ahead(rendered, RENDER_AHEAD):
+        copy.write(binary_copy.HEADER)
+        for chunk in ahead(encoded, RENDER_AHEAD):
             copy.write(chunk)
-
-
-def _csv(batch: pl.DataFrame) -> memoryview:
-    buffer = io.BytesIO()
-    batch.write_csv(buffer, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
-    return buffer.getbuffer()
+        copy.write(binary_copy.TRAILER)
 
 
 _T = TypeVar("_T")

@@ -1,0 +1,222 @@
+"""PostgreSQL's binary COPY format, laid out by Polars: no Python loop over rows or fields.
+
+PostgreSQL ingests binary COPY faster than CSV because it parses no text (no float or timestamp
+parsing), but the format is row-major: per row a 16-bit field count, then per field a 32-bit
+length (-1 for null) and the value, big-endian. The bundle has no NumPy or PyArrow to lay that
+out, so Polars does it with expressions:
+
+- every fixed-width value becomes its big-endian bytes through Polars' row encoding of an
+  unsigned integer (one validity byte, then the value big-endian: the byte is sliced off), the
+  length word folded into the same integer where the value is narrower than 64 bits;
+- the fields of a row are concatenated as `Binary` columns (`+`), in a balanced tree so that no
+  row's bytes are copied once per field;
+- the rows leave Polars in one copy, as the values buffer of an Arrow IPC stream
+  (`_ipc_values`): `Series.to_list()` would build a Python object per row.
+
+`Expr._row_encode` is private to Polars: `tests/unit/test_binary_copy.py` pins the bytes it gives
+for every type here, and the loader's integration tests load through it into a real PostgreSQL,
+so an upgrade that changes it fails the tests instead of a load.
+
+Types (`TYPES`) are Polars' for the clean schemas, each sent as the column type of taxi.trips it
+is stored in (migration 0001): Int32 as integer, Int8/Int16 as smallint, Float64 as double
+precision, Datetime as timestamp, Date as date, String as text. Binary COPY is strict: a
+mismatch is an "incorrect binary data format" error from PostgreSQL, which the loader's tests
+would show.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable
+
+import polars as pl
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+"""The file header: signature, flags (no OIDs), header-extension length."""
+TRAILER = struct.pack(">h", -1)
+"""The file trailer: a field count of -1."""
+
+_PG_EPOCH_DAYS = 10_957
+"""Days from 1970-01-01 (Polars) to 2000-01-01 (PostgreSQL's epoch for date and timestamp)."""
+_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
+_NULL = pl.lit(struct.pack(">i", -1), dtype=pl.Binary)
+_LENGTH_8 = pl.lit(struct.pack(">i", 8), dtype=pl.Binary)
+
+
+def _big_endian(value: pl.Expr, skip: int, length: int) -> pl.Expr:
+    """`length` bytes of the UInt64 `value` written big-endian, from byte `skip` on."""
+    return value._row_encode().cast(pl.Binary).bin.slice(1 + skip, length)
+
+
+def _int32(value: pl.Expr) -> pl.Expr:
+    """Length word 4, then the 32-bit value: one UInt64 (4 << 32 | bits)."""
+    bits = value.cast(pl.Int32).reinterpret(dtype=pl.UInt32).cast(pl.UInt64)
+    return _big_endian(bits | pl.lit(4 << 32, dtype=pl.UInt64), 0, 8)
+
+
+def _int16(value: pl.Expr) -> pl.Expr:
+    """Length word 2, then the 16-bit value: the low 6 bytes of one UInt64 (2 << 16 | bits)."""
+    bits = value.cast(pl.Int16).reinterpret(dtype=pl.UInt16).cast(pl.UInt64)
+    return _big_endian(bits | pl.lit(2 << 16, dtype=pl.UInt64), 2, 6)
+
+
+def _int64(value: pl.Expr) -> pl.Expr:
+    """Length word 8, then the 64-bit value."""
+    return _LENGTH_8 + _big_endian(value.cast(pl.Int64).reinterpret(dtype=pl.UInt64), 0, 8)
+
+
+def _float64(value: pl.Expr) -> pl.Expr:
+    """Length word 8, then the IEEE 754 bits (NaN and infinities included, as PostgreSQL's)."""
+    return _LENGTH_8 + _big_endian(value.reinterpret(dtype=pl.UInt64), 0, 8)
+
+
+def _timestamp(value: pl.Expr) -> pl.Expr:
+    """Microseconds since 2000-01-01, as a 64-bit value."""
+    return _int64(value.dt.epoch("us") - _PG_EPOCH_US)
+
+
+def _date(value: pl.Expr) -> pl.Expr:
+    """Days since 2000-01-01, as a 32-bit value."""
+    return _int32(value.cast(pl.Int32) - _PG_EPOCH_DAYS)
+
+
+def _text(value: pl.Expr) -> pl.Expr:
+    """Length word (UTF-8 bytes), then the bytes."""
+    length = value.str.len_bytes().cast(pl.UInt64)
+    return _big_endian(length, 4, 4) + value.cast(pl.Binary)
+
+
+TYPES: dict[type[pl.DataType], Callable[[pl.Expr], pl.Expr]] = {
+    pl.Int8: _int16,
+    pl.Int16: _int16,
+    pl.Int32: _int32,
+    pl.Int64: _int64,
+    pl.Float64: _float64,
+    pl.Datetime: _timestamp,
+    pl.Date: _date,
+    pl.String: _text,
+}
+"""How each Polars type of the clean schemas is sent (see the module's docstring)."""
+
+
+def _field(name: str, dtype: pl.DataType, nullable: bool) -> pl.Expr:
+    encode = TYPES.get(dtype.base_type())
+    if encode is None:
+        raise TypeError(f"column {name!r}: no binary COPY encoding for {dtype}")
+    column = pl.col(name)
+    value = encode(column)
+    return pl.when(column.is_null()).then(_NULL).otherwise(value) if nullable else value
+
+
+def _concatenated(parts: list[pl.Expr]) -> pl.Expr:
+    while len(parts) > 1:
+        pairs = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
+        parts = pairs + parts[len(pairs) * 2 :]
+    return parts[0]
+
+
+def encode_rows(frame: pl.DataFrame) -> memoryview:
+    """The rows of `frame`, every column in order, as binary COPY tuples (no header or
+    trailer: `HEADER` goes before the first batch, `TRAILER` after the last)."""
+    if frame.width == 0 or frame.height == 0:
+        raise ValueError("binary COPY needs at least one row and one column")
+    nulls = frame.null_count().row(0)
+    names = [f"field_{index}" for index in range(frame.width)]
+    fields = frame.select(
+        _field(column, dtype, nullable=count > 0).alias(name)
+        for (column, dtype), count, name in zip(frame.schema.items(), nulls, names, strict=True)
+    )
+    count = pl.lit(struct.pack(">h", frame.width), dtype=pl.Binary)
+    rows = fields.select((count + _concatenated([pl.col(name) for name in names])).alias("row"))
+    return _ipc_values(rows)
+
+
+def _ipc_values(rows: pl.DataFrame) -> memoryview:
+    """The bytes of `rows`' only column (Binary, no nulls), all rows back to back.
+
+    Written as an uncompressed Arrow IPC stream in the oldest layout, where Binary is
+    large_binary: validity, 64-bit offsets, then one contiguous values buffer; this reads that
+    buffer's place from the record batch's metadata (a flatbuffer, read by hand: the bundle has
+    no PyArrow) and checks its size against the rows' own.
+    """
+    expected = int(rows.select(pl.first().bin.size().sum()).item())
+    rows = rows.rechunk()
+    stream = io.BytesIO()
+    rows.write_ipc_stream(stream, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    data = stream.getbuffer()
+    position = 0
+    while position < len(data):
+        continuation, length = struct.unpack_from("<Ii", data, position)
+        if continuation != 0xFFFFFFFF or length <= 0:
+            break
+        meta_start = position + 8
+        message = _Table(data, meta_start, meta_start + _uoffset(data, meta_start))
+        body_start = meta_start + length
+        body_length = message.int64(3)
+        if message.uint8(1) == _RECORD_BATCH:
+            batch = message.table(2)
+            if batch.has(3):
+                raise ValueError("Arrow IPC: compressed record batch")
+            offset, size = batch.struct_vector_item(2, 2, "<qq")
+            if size != expected:
+                raise ValueError(f"Arrow IPC: values buffer of {size} bytes, rows of {expected}")
+            return data[body_start + offset : body_start + offset + size]
+        position = body_start + body_length
+    raise ValueError("Arrow IPC: no record batch in the stream")
+
+
+_RECORD_BATCH = 3
+"""`MessageHeader.RecordBatch` in Arrow's Message.fbs."""
+
+
+def _uoffset(data: memoryview, at: int) -> int:
+    return int(struct.unpack_from("<I", data, at)[0])
+
+
+class _Table:
+    """One flatbuffer table: fields by their index in the schema (vtable slot)."""
+
+    def __init__(self, data: memoryview, base: int, at: int) -> None:
+        self.data, self.base, self.at = data, base, at
+        self.vtable = at - int(struct.unpack_from("<i", data, at)[0])
+        self.vtable_size = int(struct.unpack_from("<H", data, self.vtable)[0])
+
+    def _field(self, index: int) -> int:
+        slot = 4 + 2 * index
+        if slot >= self.vtable_size:
+            return 0
+        return int(struct.unpack_from("<H", self.data, self.vtable + slot)[0])
+
+    def has(self, index: int) -> bool:
+        return self._field(index) != 0
+
+    def _required(self, index: int) -> int:
+        offset = self._field(index)
+        if offset == 0:
+            raise ValueError(f"Arrow IPC: field {index} missing")
+        return self.at + offset
+
+    def uint8(self, index: int) -> int:
+        """A scalar field; an absent one holds the default, 0 (flatbuffers omit defaults)."""
+        return int(self.data[self.at + self._field(index)]) if self.has(index) else 0
+
+    def int64(self, index: int) -> int:
+        """A scalar field; an absent one holds the default, 0."""
+        if not self.has(index):
+            return 0
+        return int(struct.unpack_from("<q", self.data, self.at + self._field(index))[0])
+
+    def table(self, index: int) -> _Table:
+        at = self._required(index)
+        return _Table(self.data, self.base, at + _uoffset(self.data, at))
+
+    def struct_vector_item(self, index: int, position: int, layout: str) -> tuple[int, ...]:
+        """Item `position` of a vector of structs laid out as `layout` (a `struct` format)."""
+        at = self._required(index)
+        start = at + _uoffset(self.data, at)
+        length = _uoffset(self.data, start)
+        if not 0 <= position < length:
+            raise ValueError(f"Arrow IPC: vector {index} has {length} items, not {position + 1}")
+        item = start + 4 + position * struct.calcsize(layout)
+        return tuple(int(value) for value in struct.unpack_from(layout, self.data, item))
