@@ -9,8 +9,8 @@ processor loads (its clean schema, its derived columns). Both paths load into a 
 with PostgreSQL's default durability settings.
 
 - COPY: the processor's own path (`etl.loader.replace_rows`: TRUNCATE of the object's partitions,
-  CSV rendered by Polars a few batches ahead in a thread, `COPY ... FREEZE` into the object's
-  partition with psycopg's `cursor.copy`).
+  binary COPY tuples encoded by Polars a few batches ahead in a thread (`etl.binary_copy`),
+  `COPY ... (FORMAT binary, FREEZE)` into the object's partition with psycopg's `cursor.copy`).
 - INSERT: what the AWS SDK for pandas does in `awswrangler.postgresql.to_sql`: the frame turned
   into Python rows, cut into chunks of `chunksize` rows (default 200), one
   `INSERT INTO ... VALUES (%s, ...), (%s, ...), ...` per chunk with the flattened parameters,
@@ -21,10 +21,12 @@ on `--insert-rows` (default 100k) and its rate is compared per row. Each path ru
 times (default 3) and the fastest run counts. `--foreign-keys` also times COPY into a table with
 foreign keys to the master tables (the schema has none; see docs/processor.md).
 
-Measured on a shared 2-core machine (3 interleaved runs with the previous path, best of 2 each,
-PostgreSQL's default durability): COPY 117-119k rows/s (the previous DELETE + indexed COPY:
-81-100k), INSERT 3.0k rows/s (35x). Before migration 0006, COPY with foreign keys took 15k rows/s.
-The CSV path does not meet the 250k target; the script says so rather than passing.
+Measured on a shared 2-core machine, PostgreSQL's default durability, best of 2 runs each, 2
+interleaved pairs with the CSV load it replaced (`--insert-rows 20000`): binary COPY 365k and 425k
+rows/s, CSV 257k and 201k (1.4-2.1x); INSERT 4.2-5.0k rows/s (binary COPY 87-90x). The CSV path
+met the 250k target in one of its two runs; the binary path in both. Earlier (3 runs, the CSV
+path): 117-119k rows/s against 81-100k for the DELETE + indexed COPY before migration 0006, and
+15k with foreign keys.
 """
 
 from __future__ import annotations

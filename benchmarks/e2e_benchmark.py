@@ -11,8 +11,8 @@ child reports the handler's own per-step timings and its peak RSS.
 In the same run, on the same PostgreSQL, the bare load limit: the same clean rows copied in
 PostgreSQL's binary format (prepared beforehand, so no client work is timed) into an unindexed,
 unpartitioned table. The ratio of the handler's rate to it says how close the whole path comes to
-what the server can ingest at all. The same rows as CSV, copied the same way, give the limit of
-a text load (the handler loads CSV: docs/processor.md says why).
+what the server can ingest at all (the handler loads binary COPY too, encoded by Polars:
+docs/processor.md). The same rows as CSV, copied the same way, give the limit of a text load.
 
 Each child then handles the same event again, as SQS's at-least-once delivery may hand it to the
 same container: that repeat is timed too (the idempotency fast path).

@@ -6,8 +6,9 @@ length (-1 for null) and the value, big-endian. The bundle has no NumPy or PyArr
 out, so Polars does it with expressions:
 
 - every fixed-width value becomes its big-endian bytes through Polars' row encoding of an
-  unsigned integer (one validity byte, then the value big-endian: the byte is sliced off), the
-  length word folded into the same integer where the value is narrower than 64 bits;
+  unsigned integer (one validity byte, then the value big-endian: the byte is sliced off), its
+  length word folded into the same integer (UInt64 for 16- and 32-bit values, UInt128 for
+  64-bit ones);
 - the fields of a row are concatenated as `Binary` columns (`+`), in a balanced tree so that no
   row's bytes are copied once per field;
 - the rows leave Polars in one copy, as the values buffer of an Arrow IPC stream
@@ -41,12 +42,18 @@ _PG_EPOCH_DAYS = 10_957
 """Days from 1970-01-01 (Polars) to 2000-01-01 (PostgreSQL's epoch for date and timestamp)."""
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
 _NULL = pl.lit(struct.pack(">i", -1), dtype=pl.Binary)
-_LENGTH_8 = pl.lit(struct.pack(">i", 8), dtype=pl.Binary)
 
 
 def _big_endian(value: pl.Expr, skip: int, length: int) -> pl.Expr:
-    """`length` bytes of the UInt64 `value` written big-endian, from byte `skip` on."""
+    """`length` bytes of the unsigned integer `value` written big-endian, from byte `skip` on."""
     return value._row_encode().cast(pl.Binary).bin.slice(1 + skip, length)
+
+
+def _length_8(bits: pl.Expr) -> pl.Expr:
+    """Length word 8, then the 64 `bits`: the low 12 bytes of one UInt128 (8 << 64 | bits),
+    so no concatenation, and 12 bytes is what Polars keeps inline in a Binary view."""
+    word = bits.cast(pl.UInt128) | pl.lit(8 << 64, dtype=pl.UInt128)
+    return _big_endian(word, 4, 12)
 
 
 def _int32(value: pl.Expr) -> pl.Expr:
@@ -63,12 +70,12 @@ def _int16(value: pl.Expr) -> pl.Expr:
 
 def _int64(value: pl.Expr) -> pl.Expr:
     """Length word 8, then the 64-bit value."""
-    return _LENGTH_8 + _big_endian(value.cast(pl.Int64).reinterpret(dtype=pl.UInt64), 0, 8)
+    return _length_8(value.cast(pl.Int64).reinterpret(dtype=pl.UInt64))
 
 
 def _float64(value: pl.Expr) -> pl.Expr:
     """Length word 8, then the IEEE 754 bits (NaN and infinities included, as PostgreSQL's)."""
-    return _LENGTH_8 + _big_endian(value.reinterpret(dtype=pl.UInt64), 0, 8)
+    return _length_8(value.reinterpret(dtype=pl.UInt64))
 
 
 def _timestamp(value: pl.Expr) -> pl.Expr:
