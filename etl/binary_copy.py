@@ -14,9 +14,10 @@ out, so Polars does it with expressions:
 - the rows leave Polars in one copy, as the values buffer of an Arrow IPC stream
   (`_ipc_values`): `Series.to_list()` would build a Python object per row.
 
-`Expr._row_encode` is private to Polars: `tests/unit/test_binary_copy.py` pins the bytes it gives
-for every type here, and the loader's integration tests load through it into a real PostgreSQL,
-so an upgrade that changes it fails the tests instead of a load.
+`Expr._row_encode` is private to Polars: `tests/integration/test_binary_copy.py` pins the bytes
+it gives for every type here and reads them back from a real PostgreSQL, and the loader's
+integration tests load through it, so an upgrade that changes it fails the tests instead of a
+load.
 
 Types (`TYPES`) are Polars' for the clean schemas, each sent as the column type of taxi.trips it
 is stored in (migration 0001): Int32 as integer, Int8/Int16 as smallint, Float64 as double
@@ -158,7 +159,7 @@ def _ipc_values(rows: pl.DataFrame) -> memoryview:
         if continuation != 0xFFFFFFFF or length <= 0:
             break
         meta_start = position + 8
-        message = _Table(data, meta_start, meta_start + _uoffset(data, meta_start))
+        message = _Table(data, meta_start + _uoffset(data, meta_start))
         body_start = meta_start + length
         body_length = message.int64(3)
         if message.uint8(1) == _RECORD_BATCH:
@@ -184,8 +185,8 @@ def _uoffset(data: memoryview, at: int) -> int:
 class _Table:
     """One flatbuffer table: fields by their index in the schema (vtable slot)."""
 
-    def __init__(self, data: memoryview, base: int, at: int) -> None:
-        self.data, self.base, self.at = data, base, at
+    def __init__(self, data: memoryview, at: int) -> None:
+        self.data, self.at = data, at
         self.vtable = at - int(struct.unpack_from("<i", data, at)[0])
         self.vtable_size = int(struct.unpack_from("<H", data, self.vtable)[0])
 
@@ -204,19 +205,20 @@ class _Table:
             raise ValueError(f"Arrow IPC: field {index} missing")
         return self.at + offset
 
-    def uint8(self, index: int) -> int:
+    def _scalar(self, index: int, layout: str) -> int:
         """A scalar field; an absent one holds the default, 0 (flatbuffers omit defaults)."""
-        return int(self.data[self.at + self._field(index)]) if self.has(index) else 0
+        offset = self._field(index)
+        return int(struct.unpack_from(layout, self.data, self.at + offset)[0]) if offset else 0
+
+    def uint8(self, index: int) -> int:
+        return self._scalar(index, "<B")
 
     def int64(self, index: int) -> int:
-        """A scalar field; an absent one holds the default, 0."""
-        if not self.has(index):
-            return 0
-        return int(struct.unpack_from("<q", self.data, self.at + self._field(index))[0])
+        return self._scalar(index, "<q")
 
     def table(self, index: int) -> _Table:
         at = self._required(index)
-        return _Table(self.data, self.base, at + _uoffset(self.data, at))
+        return _Table(self.data, at + _uoffset(self.data, at))
 
     def struct_vector_item(self, index: int, position: int, layout: str) -> tuple[int, ...]:
         """Item `position` of a vector of structs laid out as `layout` (a `struct` format)."""
