@@ -7,10 +7,11 @@ out, so Polars does it with expressions:
 
 - every fixed-width value becomes its big-endian bytes through Polars' row encoding of an
   unsigned integer (one validity byte, then the value big-endian: the byte is sliced off), its
-  length word folded into the same integer (UInt64 for 16- and 32-bit values, UInt128 for
-  64-bit ones);
-- the fields of a row are concatenated as `Binary` columns (`+`), in a balanced tree so that no
-  row's bytes are copied once per field;
+  length word folded into the same integer (a `_Word`);
+- adjacent words without nulls, the row's field count first, share one UInt128 up to 16 bytes
+  (`_pieces`): fewer pieces to join, and no join at all for the field count;
+- the pieces of a row are concatenated as `Binary` columns (`+`), in a balanced tree so that no
+  row's bytes are copied once per piece;
 - the rows leave Polars in one copy, as the values buffer of an Arrow IPC stream
   (`_ipc_values`): `Series.to_list()` would build a Python object per row.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -45,57 +47,71 @@ _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
 _NULL = pl.lit(struct.pack(">i", -1), dtype=pl.Binary)
 
 
-def _big_endian(value: pl.Expr, skip: int, length: int) -> pl.Expr:
-    """`length` bytes of the unsigned integer `value` written big-endian, from byte `skip` on."""
-    return value._row_encode().cast(pl.Binary).bin.slice(1 + skip, length)
+@dataclass(frozen=True)
+class _Word:
+    """A fixed-width field, length word included, as the low `size` bytes of one unsigned
+    integer (`value`, UInt64 or UInt128)."""
+
+    value: pl.Expr
+    size: int
+
+    def merged(self, after: _Word) -> _Word:
+        """This word's bytes, then `after`'s, in one UInt128."""
+        high = self.value.cast(pl.UInt128) * pl.lit(1 << (8 * after.size), dtype=pl.UInt128)
+        return _Word(high | after.value.cast(pl.UInt128), self.size + after.size)
+
+    def bytes(self) -> pl.Expr:
+        """The word's bytes, big-endian: Polars' row encoding of the integer (one validity
+        byte, then the value big-endian) minus the validity byte and the unused high bytes."""
+        width = 8 if self.size <= 8 else 16
+        value = self.value.cast(pl.UInt64 if width == 8 else pl.UInt128)
+        return value._row_encode().cast(pl.Binary).bin.slice(1 + width - self.size, self.size)
 
 
-def _length_8(bits: pl.Expr) -> pl.Expr:
-    """Length word 8, then the 64 `bits`: the low 12 bytes of one UInt128 (8 << 64 | bits),
-    so no concatenation, and 12 bytes is what Polars keeps inline in a Binary view."""
-    word = bits.cast(pl.UInt128) | pl.lit(8 << 64, dtype=pl.UInt128)
-    return _big_endian(word, 4, 12)
+_WORD_BYTES = 16
+"""The widest word: UInt128."""
 
 
-def _int32(value: pl.Expr) -> pl.Expr:
-    """Length word 4, then the 32-bit value: one UInt64 (4 << 32 | bits)."""
-    bits = value.cast(pl.Int32).reinterpret(dtype=pl.UInt32).cast(pl.UInt64)
-    return _big_endian(bits | pl.lit(4 << 32, dtype=pl.UInt64), 0, 8)
+def _fixed(bits: pl.Expr, size: int) -> _Word:
+    """Length word `size`, then the `size`-byte value whose bits are `bits` (unsigned)."""
+    word = bits.cast(pl.UInt128) | pl.lit(size << (8 * size), dtype=pl.UInt128)
+    return _Word(word, 4 + size)
 
 
-def _int16(value: pl.Expr) -> pl.Expr:
-    """Length word 2, then the 16-bit value: the low 6 bytes of one UInt64 (2 << 16 | bits)."""
-    bits = value.cast(pl.Int16).reinterpret(dtype=pl.UInt16).cast(pl.UInt64)
-    return _big_endian(bits | pl.lit(2 << 16, dtype=pl.UInt64), 2, 6)
+def _int16(value: pl.Expr) -> _Word:
+    return _fixed(value.cast(pl.Int16).reinterpret(dtype=pl.UInt16), 2)
 
 
-def _int64(value: pl.Expr) -> pl.Expr:
-    """Length word 8, then the 64-bit value."""
-    return _length_8(value.cast(pl.Int64).reinterpret(dtype=pl.UInt64))
+def _int32(value: pl.Expr) -> _Word:
+    return _fixed(value.cast(pl.Int32).reinterpret(dtype=pl.UInt32), 4)
 
 
-def _float64(value: pl.Expr) -> pl.Expr:
-    """Length word 8, then the IEEE 754 bits (NaN and infinities included, as PostgreSQL's)."""
-    return _length_8(value.reinterpret(dtype=pl.UInt64))
+def _int64(value: pl.Expr) -> _Word:
+    return _fixed(value.cast(pl.Int64).reinterpret(dtype=pl.UInt64), 8)
 
 
-def _timestamp(value: pl.Expr) -> pl.Expr:
+def _float64(value: pl.Expr) -> _Word:
+    """The IEEE 754 bits (NaN and infinities included, as PostgreSQL's)."""
+    return _fixed(value.reinterpret(dtype=pl.UInt64), 8)
+
+
+def _timestamp(value: pl.Expr) -> _Word:
     """Microseconds since 2000-01-01, as a 64-bit value."""
     return _int64(value.dt.epoch("us") - _PG_EPOCH_US)
 
 
-def _date(value: pl.Expr) -> pl.Expr:
+def _date(value: pl.Expr) -> _Word:
     """Days since 2000-01-01, as a 32-bit value."""
     return _int32(value.cast(pl.Int32) - _PG_EPOCH_DAYS)
 
 
 def _text(value: pl.Expr) -> pl.Expr:
     """Length word (UTF-8 bytes), then the bytes."""
-    length = value.str.len_bytes().cast(pl.UInt64)
-    return _big_endian(length, 4, 4) + value.cast(pl.Binary)
+    length = _Word(value.str.len_bytes().cast(pl.UInt64), 4)
+    return length.bytes() + value.cast(pl.Binary)
 
 
-TYPES: dict[type[pl.DataType], Callable[[pl.Expr], pl.Expr]] = {
+TYPES: dict[type[pl.DataType], Callable[[pl.Expr], _Word | pl.Expr]] = {
     pl.Int8: _int16,
     pl.Int16: _int16,
     pl.Int32: _int32,
@@ -105,16 +121,38 @@ TYPES: dict[type[pl.DataType], Callable[[pl.Expr], pl.Expr]] = {
     pl.Date: _date,
     pl.String: _text,
 }
-"""How each Polars type of the clean schemas is sent (see the module's docstring)."""
+"""How each Polars type of the clean schemas is sent (see the module's docstring): a fixed-width
+`_Word`, or the field's bytes."""
 
 
-def _field(name: str, dtype: pl.DataType, nullable: bool) -> pl.Expr:
-    encode = TYPES.get(dtype.base_type())
-    if encode is None:
-        raise TypeError(f"column {name!r}: no binary COPY encoding for {dtype}")
-    column = pl.col(name)
-    value = encode(column)
-    return pl.when(column.is_null()).then(_NULL).otherwise(value) if nullable else value
+def _pieces(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The row's bytes in order, as few pieces as the packing allows: the field count and
+    adjacent fixed-width fields without nulls share one word up to 16 bytes (a 2024 yellow
+    row: 21 pieces for 23 fields); a field with nulls, or text, is a piece of its own."""
+    pieces: list[pl.Expr] = []
+    word: _Word | None = _Word(pl.lit(frame.width, dtype=pl.UInt64), 2)
+    for (name, dtype), nulls in zip(frame.schema.items(), frame.null_count().row(0), strict=True):
+        encode = TYPES.get(dtype.base_type())
+        if encode is None:
+            raise TypeError(f"column {name!r}: no binary COPY encoding for {dtype}")
+        column = pl.col(name)
+        encoded = encode(column)
+        if isinstance(encoded, _Word) and nulls == 0:
+            if word is not None and word.size + encoded.size <= _WORD_BYTES:
+                word = word.merged(encoded)
+                continue
+            if word is not None:
+                pieces.append(word.bytes())
+            word = encoded
+            continue
+        if word is not None:
+            pieces.append(word.bytes())
+            word = None
+        value = encoded.bytes() if isinstance(encoded, _Word) else encoded
+        pieces.append(pl.when(column.is_null()).then(_NULL).otherwise(value) if nulls else value)
+    if word is not None:
+        pieces.append(word.bytes())
+    return pieces
 
 
 def _concatenated(parts: list[pl.Expr]) -> pl.Expr:
@@ -129,14 +167,10 @@ def encode_rows(frame: pl.DataFrame) -> memoryview:
     trailer: `HEADER` goes before the first batch, `TRAILER` after the last)."""
     if frame.width == 0 or frame.height == 0:
         raise ValueError("binary COPY needs at least one row and one column")
-    nulls = frame.null_count().row(0)
-    names = [f"field_{index}" for index in range(frame.width)]
-    fields = frame.select(
-        _field(column, dtype, nullable=count > 0).alias(name)
-        for (column, dtype), count, name in zip(frame.schema.items(), nulls, names, strict=True)
-    )
-    count = pl.lit(struct.pack(">h", frame.width), dtype=pl.Binary)
-    rows = fields.select((count + _concatenated([pl.col(name) for name in names])).alias("row"))
+    pieces = _pieces(frame)
+    names = [f"piece_{index}" for index in range(len(pieces))]
+    parts = frame.select(piece.alias(name) for piece, name in zip(pieces, names, strict=True))
+    rows = parts.select(_concatenated([pl.col(name) for name in names]).alias("row"))
     return _ipc_values(rows)
 
 

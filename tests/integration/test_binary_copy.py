@@ -107,6 +107,32 @@ def test_a_batch_without_nulls_is_laid_out_the_same() -> None:
     assert bytes(binary_copy.encode_rows(first_row)) == reference_rows(first_row)
 
 
+def test_narrow_fields_packed_into_one_word_keep_their_own_bytes() -> None:
+    # Adjacent fields without nulls share a 16-byte word (the field count with the first):
+    # extreme values show any bit of one field leaking into its neighbour.
+    narrow = pl.DataFrame(
+        {
+            "a": [-1, 0, -(2**15), 2**15 - 1],
+            "b": [-(2**31), 2**31 - 1, -1, 0],
+            "c": [date(1900, 1, 1), date(2100, 12, 31), date(2000, 1, 1), date(1999, 12, 31)],
+            "d": [-1, 1, -(2**7), 2**7 - 1],
+            "e": [-(2**63), -1, 2**63 - 1, 0],
+            "f": [-1, 0, 2**31 - 1, -(2**31)],
+            "g": [-1, 0, -(2**15), 2**15 - 1],
+        },
+        schema={
+            "a": pl.Int16,
+            "b": pl.Int32,
+            "c": pl.Date,
+            "d": pl.Int8,
+            "e": pl.Int64,
+            "f": pl.Int32,
+            "g": pl.Int16,
+        },
+    )
+    assert bytes(binary_copy.encode_rows(narrow)) == reference_rows(narrow)
+
+
 def test_a_large_batch_is_one_contiguous_run_of_rows() -> None:
     # Many rows: the values buffer spans several of Polars' internal buffers before the copy.
     many = pl.concat([EDGES] * 40_000)
