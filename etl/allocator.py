@@ -13,14 +13,14 @@ and the encoder alone):
   in again for the next batch: computing and encoding the clean rows ran 2.6-3.3 s per million
   rows instead of 1.0-1.2 s (any decay from 3 to 1,000 ms), and the load of 3M rows took 13.9 s
   against 9.9 s at 10 ms and 9.3 s at 100 ms (medians of 3 rounds, runs one after the other).
-- 10 ms keeps pages long enough for the next batch to reuse them, and the peak stays within
-  the dev stack's budget: 695-700 MB at 3M rows against 676-681 MB with no decay (100 ms:
-  726-747 MB).
+- 10 ms keeps pages long enough for the next batch to reuse them, at a cost in memory: with
+  jemalloc's usual four arenas per CPU the 3M-row peak was 695-700 MB, against 676-681 MB with
+  no decay and 726-747 MB at 100 ms.
 - The background thread purges on time even when nothing allocates (between invocations, or
   while the load waits on PostgreSQL); without it jemalloc only purges on its next allocation.
-- One arena per CPU instead of jemalloc's four: pages one thread frees are reused by the others
-  sooner. The 3M-row peak: 677-692 MB against 698-712 MB (2 interleaved pairs of 3 rounds, on
-  2 CPUs), the load's time unchanged within noise.
+- One arena per CPU instead of four: pages one thread frees are reused by the others sooner.
+  The 3M-row peak: 677-692 MB against 698-712 MB (2 interleaved pairs of 3 rounds, on 2 CPUs),
+  the load's time unchanged within noise; in the end-to-end benchmark 684-689 MB (medians).
 
 jemalloc reads its options once, at its first allocation, from `_RJEM_MALLOC_CONF`. Polars'
 `__init__` sets that variable itself before it loads its Rust library, appending any value
