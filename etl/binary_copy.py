@@ -50,7 +50,7 @@ _NULL = pl.lit(struct.pack(">i", -1), dtype=pl.Binary)
 @dataclass(frozen=True)
 class _Word:
     """A fixed-width field, length word included, as the low `size` bytes of one unsigned
-    integer (`value`, UInt64 or UInt128)."""
+    integer (`value`, the narrowest of UInt64 and UInt128 that holds it: `_unsigned`)."""
 
     value: pl.Expr
     size: int
@@ -63,19 +63,26 @@ class _Word:
     def bytes(self) -> pl.Expr:
         """The word's bytes, big-endian: Polars' row encoding of the integer (one validity
         byte, then the value big-endian) minus the validity byte and the unused high bytes."""
-        width = 8 if self.size <= 8 else 16
-        value = self.value.cast(pl.UInt64 if width == 8 else pl.UInt128)
-        return value._row_encode().cast(pl.Binary).bin.slice(1 + width - self.size, self.size)
+        dtype = _unsigned(self.size)
+        value = self.value.cast(dtype)  # a no-op unless a narrower integer was given
+        skip = 1 + (8 if dtype == pl.UInt64 else 16) - self.size
+        return value._row_encode().cast(pl.Binary).bin.slice(skip, self.size)
 
 
 _WORD_BYTES = 16
 """The widest word: UInt128."""
 
 
+def _unsigned(size: int) -> pl.DataType:
+    """The narrowest unsigned integer holding a word of `size` bytes."""
+    return pl.UInt64() if size <= 8 else pl.UInt128()
+
+
 def _fixed(bits: pl.Expr, size: int) -> _Word:
-    """Length word `size`, then the `size`-byte value whose bits are `bits` (unsigned)."""
-    word = bits.cast(pl.UInt128) | pl.lit(size << (8 * size), dtype=pl.UInt128)
-    return _Word(word, 4 + size)
+    """Length word `size`, then the `size`-byte value whose bits are `bits` (unsigned), in the
+    narrowest integer that holds both."""
+    dtype = _unsigned(4 + size)
+    return _Word(bits.cast(dtype) | pl.lit(size << (8 * size), dtype=dtype), 4 + size)
 
 
 def _int16(value: pl.Expr) -> _Word:
