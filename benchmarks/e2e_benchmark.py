@@ -187,17 +187,23 @@ def platform(bytecode: str) -> Iterator[tuple[EmbeddedPostgres, str, dict[str, s
 def warm_up(pg: EmbeddedPostgres, dbname: str, environment: dict[str, str]) -> None:
     """One untimed invocation on a small month, so that every module a load imports is in the
     children's bytecode cache; its rows are removed again."""
-    s3 = boto3.client("s3")
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "month.parquet"
-        yellow_month(Month(2024, 1), 20_000).write_parquet(path)
-        body = path.read_bytes()
-    put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
-    invoke(
-        [s3_event(BUCKET, KEY, put["VersionId"], put["ETag"].strip('"'), len(body))], environment
-    )
+    invoke([upload(month_parquet(20_000))], environment)
     with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
         conn.execute("TRUNCATE taxi.trips, taxi.loads")
+
+
+def month_parquet(rows: int) -> bytes:
+    """A 2024-style yellow month of `rows` rows, as a Parquet file's bytes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "month.parquet"
+        yellow_month(Month(2024, 1), rows).write_parquet(path)
+        return path.read_bytes()
+
+
+def upload(body: bytes) -> dict[str, Any]:
+    """Upload `body` as a new version of the benchmark's key; the S3 event for that version."""
+    put = boto3.client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=body)
+    return s3_event(BUCKET, KEY, put["VersionId"], put["ETag"].strip('"'), len(body))
 
 
 BYTECODE = {
@@ -209,15 +215,10 @@ BYTECODE = {
 def run_size(
     rows: int, rounds: int, pg: EmbeddedPostgres, dbname: str, env: dict[str, str], bytecode: str
 ) -> None:
-    s3 = boto3.client("s3")
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "month.parquet"
-        yellow_month(Month(2024, 1), rows).write_parquet(path)
-        body = path.read_bytes()
+    body = month_parquet(rows)
     rates, rss, steps, bare_rates, csv_rates, repeats = [], [], [], [], [], []
     for _ in range(rounds):
-        put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
-        event = s3_event(BUCKET, KEY, put["VersionId"], put["ETag"].strip('"'), len(body))
+        event = upload(body)
         # The same event twice: a load, then the redelivery SQS may make to the same container.
         report = invoke([event, event], env)
         first, repeat = report["invocations"]
