@@ -11,9 +11,23 @@ child reports the handler's own per-step timings and its peak RSS.
 
 In the same run, on the same PostgreSQL, the bare load limit: the same clean rows copied in
 PostgreSQL's binary format (prepared beforehand, so no client work is timed) into an unindexed,
-unpartitioned table. The ratio of the handler's rate to it says how close the whole path comes to
-what the server can ingest at all (the handler loads binary COPY too, encoded by Polars:
-docs/processor.md). The same rows as CSV, copied the same way, give the limit of a text load.
+unpartitioned table, exactly as the handler copies them (the same columns, defaults for the
+others, FREEZE into a table new in the transaction). A checkpoint before every timed step keeps
+one step's rows from being flushed while the next is timed. The ratio of the handler's rate to
+it says how close the whole path comes to what the server can ingest at all (the handler loads
+binary COPY too, encoded by Polars: docs/processor.md). The same rows as CSV, copied the same
+way, give the limit of a text load.
+
+The ceiling is the ratio the handler would reach if its load-and-write step took exactly the bare
+COPY's time, everything before it unchanged: the interpreter's start and imports, the secret and
+the connection, the download, reading and validating (no row is known clean before the whole
+file is validated: duplicates span it). It bounds what any faster load path could reach in the
+same run.
+
+The CPU seconds say where the machine's time went during an invocation: the handler's process
+(every thread, imports included), PostgreSQL's processes, and moto's server (threads of the
+benchmark's own process). When their sum comes close to the wall time times the cores, the
+processes are taking turns on the CPUs, and the load cannot reach the bare COPY's rate.
 
 Each child then handles the same event again, as SQS's at-least-once delivery may hand it to the
 same container: that repeat is timed too (the idempotency fast path).
@@ -34,10 +48,12 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -46,6 +62,7 @@ from typing import Any
 
 import boto3
 import psycopg
+from psycopg import sql
 
 from dataplatform.demo.embedded import EmbeddedPostgres, aws_environment, moto_server, postgres
 from dataplatform.demo.synthetic import yellow_month
@@ -58,7 +75,10 @@ BUCKET = "benchmark-lake"
 KEY = "raw/yellow/yellow_tripdata_2024-01.parquet"
 
 CHILD = """
-import json, logging, sys, time
+import json, logging, resource, sys, time
+def cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 def peak_rss_mb():
     # VmHWM: this process's own peak since exec. (ru_maxrss would count the pages a child
     # shared with this benchmark's parent when it was forked.)
@@ -83,6 +103,7 @@ for event in json.loads(sys.argv[1]):
         "seconds": time.perf_counter() - begun,
         "line": [line for line in lines if line.get("event") == "object_processed"][-1],
         "peak_rss_mb": peak_rss_mb(),
+        "cpu_s": cpu_s(),
     })
 print(json.dumps({"import_s": imported - started, "invocations": reports}))
 """
@@ -106,43 +127,144 @@ def s3_event(bucket: str, key: str, version_id: str, etag: str, size: int) -> di
 
 def invoke(events: list[dict[str, Any]], environment: dict[str, str]) -> dict[str, Any]:
     """Run the handler on `events`, one invocation each, in a new interpreter (one container);
-    return what it reported."""
-    completed = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(events)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=environment,
-    )
+    return what it reported, with `cpu`: the CPU seconds PostgreSQL's processes and moto's
+    server (the threads of this process, which otherwise waits) spent meanwhile."""
+    postgres = PostgresCpu()
+    moto_before = _own_cpu_s()
+    with postgres.sampled():
+        completed = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(events)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
     if completed.returncode != 0:
         raise SystemExit(f"the handler failed:\n{completed.stderr[-3000:]}")
     report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    moto_s = _own_cpu_s() - moto_before - postgres.sampler_s
+    report["cpu"] = {"postgres_s": postgres.seconds(), "moto_s": moto_s}
     return report
 
 
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class PostgresCpu:
+    """CPU seconds of every `postgres` process while sampled, read from /proc (Linux; 0 where
+    there is none). A backend exits with its connection, so its time is sampled every 50 ms
+    while it lives: the last 50 ms of a backend may be missed."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self.sampler_s = 0.0
+        """The sampling's own CPU seconds (a thread of this process)."""
+
+    @contextmanager
+    def sampled(self) -> Iterator[None]:
+        stop = threading.Event()
+
+        def sample() -> None:
+            while True:
+                for pid, seconds in _postgres_cpu_s().items():
+                    self._first.setdefault(pid, seconds)
+                    self._last[pid] = seconds
+                if stop.wait(0.05):
+                    self.sampler_s = time.thread_time()
+                    return
+
+        for pid, seconds in _postgres_cpu_s().items():  # processes older than the invocation
+            self._first[pid] = seconds
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join()
+
+    def seconds(self) -> float:
+        return sum(last - self._first.get(pid, 0.0) for pid, last in self._last.items())
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _postgres_cpu_s() -> dict[int, float]:
+    found: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+        except OSError:  # the process has exited
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        if name == "postgres":
+            user, system = fields.split()[11:13]
+            found[int(entry.parent.name)] = (int(user) + int(system)) / _CLOCK_TICKS
+    return found
+
+
 def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str, form: str) -> tuple[int, float]:
-    """(rows, seconds) of a COPY in `form` (binary or csv) of the loaded rows into an unindexed
-    plain table: the rows exported by the server itself beforehand, so no client work is timed."""
+    """(rows, seconds) of the handler's COPY with no client work: the loaded rows, exported by
+    the server itself beforehand in `form` (binary or csv), copied back into a new unindexed
+    table in one transaction, as the handler copies into the leaf it truncated: the same
+    columns (those not null in every row; the leaf's defaults fill in dataset and source_key),
+    with FREEZE."""
     with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS public.bare")
-        conn.execute("CREATE TABLE public.bare (LIKE taxi.trips)")
+        names = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'taxi'"
+                " AND table_name = 'trips' AND column_name NOT IN ('dataset', 'source_key')"
+                " ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+        counts = conn.execute(
+            sql.SQL("SELECT count(*), {} FROM taxi.trips").format(
+                sql.SQL(", ").join(sql.SQL("count({})").format(sql.Identifier(n)) for n in names)
+            )
+        ).fetchone()
+        assert counts is not None
+        rows = int(counts[0])
+        columns = sql.SQL(", ").join(
+            sql.Identifier(name) for name, count in zip(names, counts[1:], strict=True) if count
+        )
+        owner = conn.execute("SELECT dataset, source_key FROM taxi.trips LIMIT 1").fetchone()
+        assert owner is not None
         buffer = io.BytesIO()
-        export = f"COPY (SELECT * FROM taxi.trips) TO STDOUT (FORMAT {form})"
+        export = sql.SQL("COPY (SELECT {} FROM taxi.trips) TO STDOUT (FORMAT {})").format(
+            columns, sql.SQL(form)
+        )
         with conn.cursor().copy(export) as out:
             for chunk in out:
                 buffer.write(chunk)
-        rows = int(conn.execute("SELECT count(*) FROM taxi.trips").fetchone()[0])  # type: ignore[index]
         data = buffer.getbuffer()
+        settle(conn)
         started = time.perf_counter()
-        with (
-            conn.transaction(),
-            conn.cursor().copy(f"COPY public.bare FROM STDIN (FORMAT {form})") as copy,
-        ):
-            for offset in range(0, len(data), 1 << 20):
-                copy.write(data[offset : offset + (1 << 20)])
+        with conn.transaction():
+            conn.execute("CREATE TABLE public.bare (LIKE taxi.trips)")
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE public.bare ALTER dataset SET DEFAULT {},"
+                    " ALTER source_key SET DEFAULT {}"
+                ).format(*map(sql.Literal, owner))
+            )
+            load = sql.SQL("COPY public.bare ({}) FROM STDIN (FORMAT {}, FREEZE)")
+            with conn.cursor().copy(load.format(columns, sql.SQL(form))) as copy:
+                for offset in range(0, len(data), 1 << 20):
+                    copy.write(data[offset : offset + (1 << 20)])
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE public.bare")
     return rows, seconds
+
+
+def settle(conn: psycopg.Connection[Any]) -> None:
+    """Write out what the previous step left in memory (a checkpoint), so that no step is timed
+    while the server flushes an earlier one's rows: each COPY leaves hundreds of MB behind."""
+    conn.execute("CHECKPOINT")
 
 
 @contextmanager
@@ -217,20 +339,33 @@ def run_size(
 ) -> None:
     body = month_parquet(rows)
     rates, rss, steps, bare_rates, csv_rates, repeats = [], [], [], [], [], []
+    ceilings, before_load = [], []
+    cpu: dict[str, list[float]] = {"handler": [], "PostgreSQL": [], "moto's server": [], "wall": []}
     for _ in range(rounds):
         event = upload(body)
+        with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
+            settle(conn)
         # The same event twice: a load, then the redelivery SQS may make to the same container.
         report = invoke([event, event], env)
         first, repeat = report["invocations"]
         statuses = (first["line"]["status"], repeat["line"]["status"])
         if statuses != ("loaded", "already_loaded"):
             raise SystemExit(f"unexpected outcome: {report}")
-        rates.append(rows / (report["import_s"] + first["seconds"]))
+        total_s = report["import_s"] + first["seconds"]
+        rates.append(rows / total_s)
+        cpu["handler"].append(first["cpu_s"])  # since the interpreter started: imports count
+        cpu["PostgreSQL"].append(report["cpu"]["postgres_s"])
+        cpu["moto's server"].append(report["cpu"]["moto_s"])
+        cpu["wall"].append(total_s)
         rss.append(first["peak_rss_mb"])
         steps.append(first["line"]["timings_ms"])
         repeats.append(repeat["seconds"] * 1000)
         loaded, bare = bare_copy_seconds(pg, dbname, "binary")
         bare_rates.append(loaded / bare)
+        timed = first["line"]["timings_ms"]
+        before_s = total_s - (timed["load_and_write"] + timed.get("index", 0)) / 1000
+        before_load.append(before_s)
+        ceilings.append(bare / (before_s + bare))
         loaded, bare = bare_copy_seconds(pg, dbname, "csv")
         csv_rates.append(loaded / bare)
     ratios = [rate / bare for rate, bare in zip(rates, bare_rates, strict=True)]
@@ -238,12 +373,22 @@ def run_size(
     print(f"  end to end:   {_median_range(rates, ',.0f')} rows/s")
     print(f"  bare COPY:    {_median_range(bare_rates, ',.0f')} rows/s (binary, unindexed)")
     print(f"  ratio:        {_median_range(ratios, '.2f')} of the bare COPY")
+    print(
+        f"  ceiling:      {_median_range(ceilings, '.2f')}: the ratio if loading and writing took"
+        f" only the bare COPY's time ({_median_range(before_load, '.2f')} s come before the load)"
+    )
     of_csv = [rate / limit for rate, limit in zip(rates, csv_rates, strict=True)]
     print(f"  bare CSV:     {_median_range(csv_rates, ',.0f')} rows/s (CSV, unindexed)")
     print(f"  ratio:        {_median_range(of_csv, '.2f')} of the bare CSV COPY (the text limit)")
     per_million = statistics.median(rss) / rows * 1e6
     print(f"  peak RSS:     {_median_range(rss, '.0f')} MB ({per_million:.0f} MB per million rows)")
     print(f"  repeat:       {_median_range(repeats, '.1f')} ms (already_loaded, same container)")
+    cores = os.cpu_count() or 1
+    busy = ", ".join(f"{name} {_median_range(cpu[name], '.1f')}" for name in list(cpu)[:3])
+    print(
+        f"  CPU seconds:  {busy}; wall {statistics.median(cpu['wall']):.1f} s"
+        f" x {cores} cores = {statistics.median(cpu['wall']) * cores:.1f} available"
+    )
     keys = sorted({name for step in steps for name in step})
     print(
         "  steps (median ms): "
