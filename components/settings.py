@@ -320,11 +320,12 @@ class ProcessorSettings:
         )
 
 
-HANDLER_BASE_MB = 241
-HANDLER_MB_PER_MILLION_ROWS = 149
+HANDLER_BASE_MB = 258
+HANDLER_MB_PER_MILLION_ROWS = 148
 """The handler's peak RSS as a line through two measurements (`benchmarks/e2e_benchmark.py`,
-fresh process per invocation, 2024-style yellow rows, medians of 5 in two runs): 385 and 393 MB
-at 1M rows, 684 and 689 MB at 3M."""
+fresh process per invocation, 2024-style yellow rows, medians of 5 in two runs): 404 and 405 MB
+at 1M rows, 698 and 700 MB at 3M (the higher of two sessions' figures: 385-393 and 684-689 MB
+in the other)."""
 
 
 ATHENA_MAX_SCAN_LIMIT_GB = 10_240
