@@ -155,7 +155,7 @@ def _own_cpu_s() -> float:
 class PostgresCpu:
     """CPU seconds of every `postgres` process while sampled, read from /proc (Linux; 0 where
     there is none). A backend exits with its connection, so its time is sampled every 50 ms
-    while it lives: the last 50 ms of a backend may be missed."""
+    while it lives: up to its last 50 ms may be missed."""
 
     def __init__(self) -> None:
         self._first: dict[int, float] = {}
@@ -170,7 +170,7 @@ class PostgresCpu:
         def sample() -> None:
             while True:
                 for pid, seconds in _postgres_cpu_s().items():
-                    self._first.setdefault(pid, seconds)
+                    self._first.setdefault(pid, 0.0)  # started meanwhile: all of it counts
                     self._last[pid] = seconds
                 if stop.wait(0.05):
                     self.sampler_s = time.thread_time()
@@ -211,8 +211,8 @@ def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str, form: str) -> tuple[int
     """(rows, seconds) of the handler's COPY with no client work: the loaded rows, exported by
     the server itself beforehand in `form` (binary or csv), copied back into a new unindexed
     table in one transaction, as the handler copies into the leaf it truncated: the same
-    columns (those not null in every row; the leaf's defaults fill in dataset and source_key),
-    with FREEZE."""
+    columns (those with a value in some row; defaults fill in dataset and source_key, as the
+    leaf's do), with FREEZE."""
     with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
         names = [
             str(row[0])
