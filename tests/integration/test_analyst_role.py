@@ -83,6 +83,7 @@ def test_analyst_may_not_write_or_change_anything(analyst: tuple[str, str]) -> N
         "TRUNCATE taxi.trips",
         "CREATE TABLE taxi.mine (x int)",
         "CREATE TABLE public.mine (x int)",
+        "CREATE TEMP TABLE mine (x int)",
         "DROP VIEW taxi.trips_described",
     ]
     for statement in attempts:

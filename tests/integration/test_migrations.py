@@ -216,7 +216,7 @@ def test_object_partitions_migration_moves_every_row_into_its_objects_partition(
 ) -> None:
     # Migration 0006 on a database loaded before it: every month partition becomes partitioned
     # by source_key, each row lands in its object's leaf, and nothing is lost or left behind.
-    before, after = load_migrations()[:5], load_migrations()
+    before, after = load_migrations()[:5], load_migrations()[:6]
     assert after[5].filename == "0006_object_partitions.sql"
     rows = [
         ("yellow", "raw/yellow/a.parquet", "2024-01-03 10:00"),

@@ -193,6 +193,7 @@ FORBIDDEN = {
     "read the server's settings file": "SHOW config_file",
     "change a server setting": "ALTER SYSTEM SET log_statement = 'none'",
     "create a database": "CREATE DATABASE evil",
+    "create a temporary table": "CREATE TEMP TABLE evil (x integer)",
 }
 
 
