@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,13 +208,17 @@ def _postgres_cpu_s() -> dict[int, float]:
     return found
 
 
-def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str, form: str) -> tuple[int, float]:
-    """(rows, seconds) of the handler's COPY with no client work: the loaded rows, exported by
-    the server itself beforehand in `form` (binary or csv), copied back into a new unindexed
-    table in one transaction, as the handler copies into the leaf it truncated: the same
-    columns (those with a value in some row; defaults fill in dataset and source_key, as the
-    leaf's do), with FREEZE."""
-    with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
+@dataclass(frozen=True)
+class LoadedRows:
+    """What the handler loaded, as its COPY sent it: the row count, the columns it sent (those
+    with a value in some row) and the values the leaf's defaults gave dataset and source_key."""
+
+    rows: int
+    columns: sql.Composable
+    owner: tuple[str, str]
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection[Any]) -> LoadedRows:
         names = [
             str(row[0])
             for row in conn.execute(
@@ -227,38 +232,45 @@ def bare_copy_seconds(pg: EmbeddedPostgres, dbname: str, form: str) -> tuple[int
                 sql.SQL(", ").join(sql.SQL("count({})").format(sql.Identifier(n)) for n in names)
             )
         ).fetchone()
+        owner = conn.execute("SELECT dataset, source_key FROM taxi.trips LIMIT 1").fetchone()
         assert counts is not None
-        rows = int(counts[0])
+        assert owner is not None
         columns = sql.SQL(", ").join(
             sql.Identifier(name) for name, count in zip(names, counts[1:], strict=True) if count
         )
-        owner = conn.execute("SELECT dataset, source_key FROM taxi.trips LIMIT 1").fetchone()
-        assert owner is not None
-        buffer = io.BytesIO()
-        export = sql.SQL("COPY (SELECT {} FROM taxi.trips) TO STDOUT (FORMAT {})").format(
-            columns, sql.SQL(form)
+        return cls(int(counts[0]), columns, (str(owner[0]), str(owner[1])))
+
+
+def bare_copy_seconds(conn: psycopg.Connection[Any], loaded: LoadedRows, form: str) -> float:
+    """Seconds of the handler's COPY with no client work: the `loaded` rows, exported by the
+    server itself beforehand in `form` (binary or csv), copied back into a new unindexed table
+    in one transaction, as the handler copies into the leaf it truncated: the same columns, with
+    defaults for dataset and source_key as the leaf's, with FREEZE. `conn`: autocommit."""
+    buffer = io.BytesIO()
+    export = sql.SQL("COPY (SELECT {} FROM taxi.trips) TO STDOUT (FORMAT {})").format(
+        loaded.columns, sql.SQL(form)
+    )
+    with conn.cursor().copy(export) as out:
+        for chunk in out:
+            buffer.write(chunk)
+    data = buffer.getbuffer()
+    settle(conn)
+    started = time.perf_counter()
+    with conn.transaction():
+        conn.execute("CREATE TABLE public.bare (LIKE taxi.trips)")
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE public.bare ALTER dataset SET DEFAULT {},"
+                " ALTER source_key SET DEFAULT {}"
+            ).format(*map(sql.Literal, loaded.owner))
         )
-        with conn.cursor().copy(export) as out:
-            for chunk in out:
-                buffer.write(chunk)
-        data = buffer.getbuffer()
-        settle(conn)
-        started = time.perf_counter()
-        with conn.transaction():
-            conn.execute("CREATE TABLE public.bare (LIKE taxi.trips)")
-            conn.execute(
-                sql.SQL(
-                    "ALTER TABLE public.bare ALTER dataset SET DEFAULT {},"
-                    " ALTER source_key SET DEFAULT {}"
-                ).format(*map(sql.Literal, owner))
-            )
-            load = sql.SQL("COPY public.bare ({}) FROM STDIN (FORMAT {}, FREEZE)")
-            with conn.cursor().copy(load.format(columns, sql.SQL(form))) as copy:
-                for offset in range(0, len(data), 1 << 20):
-                    copy.write(data[offset : offset + (1 << 20)])
-        seconds = time.perf_counter() - started
-        conn.execute("DROP TABLE public.bare")
-    return rows, seconds
+        load = sql.SQL("COPY public.bare ({}) FROM STDIN (FORMAT {}, FREEZE)")
+        with conn.cursor().copy(load.format(loaded.columns, sql.SQL(form))) as copy:
+            for offset in range(0, len(data), 1 << 20):
+                copy.write(data[offset : offset + (1 << 20)])
+    seconds = time.perf_counter() - started
+    conn.execute("DROP TABLE public.bare")
+    return seconds
 
 
 def settle(conn: psycopg.Connection[Any]) -> None:
@@ -339,8 +351,8 @@ def run_size(
 ) -> None:
     body = month_parquet(rows)
     rates, rss, steps, bare_rates, csv_rates, repeats = [], [], [], [], [], []
-    ceilings, before_load = [], []
-    cpu: dict[str, list[float]] = {"handler": [], "PostgreSQL": [], "moto's server": [], "wall": []}
+    ceilings, before_load, walls = [], [], []
+    cpu: dict[str, list[float]] = {"handler": [], "PostgreSQL": [], "moto's server": []}
     for _ in range(rounds):
         event = upload(body)
         with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
@@ -356,18 +368,20 @@ def run_size(
         cpu["handler"].append(first["cpu_s"])  # since the interpreter started: imports count
         cpu["PostgreSQL"].append(report["cpu"]["postgres_s"])
         cpu["moto's server"].append(report["cpu"]["moto_s"])
-        cpu["wall"].append(total_s)
+        walls.append(total_s)
         rss.append(first["peak_rss_mb"])
-        steps.append(first["line"]["timings_ms"])
-        repeats.append(repeat["seconds"] * 1000)
-        loaded, bare = bare_copy_seconds(pg, dbname, "binary")
-        bare_rates.append(loaded / bare)
         timed = first["line"]["timings_ms"]
+        steps.append(timed)
+        repeats.append(repeat["seconds"] * 1000)
+        with psycopg.connect(pg.url(dbname), autocommit=True) as conn:
+            loaded = LoadedRows.read(conn)
+            bare = bare_copy_seconds(conn, loaded, "binary")
+            csv = bare_copy_seconds(conn, loaded, "csv")
+        bare_rates.append(loaded.rows / bare)
+        csv_rates.append(loaded.rows / csv)
         before_s = total_s - (timed["load_and_write"] + timed.get("index", 0)) / 1000
         before_load.append(before_s)
         ceilings.append(bare / (before_s + bare))
-        loaded, bare = bare_copy_seconds(pg, dbname, "csv")
-        csv_rates.append(loaded / bare)
     ratios = [rate / bare for rate, bare in zip(rates, bare_rates, strict=True)]
     print(f"\n{rows:,} rows, {rounds} rounds (fresh process each; {BYTECODE[bytecode]})")
     print(f"  end to end:   {_median_range(rates, ',.0f')} rows/s")
@@ -384,10 +398,10 @@ def run_size(
     print(f"  peak RSS:     {_median_range(rss, '.0f')} MB ({per_million:.0f} MB per million rows)")
     print(f"  repeat:       {_median_range(repeats, '.1f')} ms (already_loaded, same container)")
     cores = os.cpu_count() or 1
-    busy = ", ".join(f"{name} {_median_range(cpu[name], '.1f')}" for name in list(cpu)[:3])
+    busy = ", ".join(f"{name} {_median_range(seconds, '.1f')}" for name, seconds in cpu.items())
+    wall = statistics.median(walls)
     print(
-        f"  CPU seconds:  {busy}; wall {statistics.median(cpu['wall']):.1f} s"
-        f" x {cores} cores = {statistics.median(cpu['wall']) * cores:.1f} available"
+        f"  CPU seconds:  {busy}; wall {wall:.1f} s x {cores} cores = {wall * cores:.1f} available"
     )
     keys = sorted({name for step in steps for name in step})
     print(
