@@ -4,8 +4,8 @@ and view of schema taxi, including partitions created later, and nothing else.""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -35,7 +35,7 @@ def analyst(pg: EmbeddedPostgres) -> tuple[str, str]:
                 sql.Identifier(user), sql.Literal(password), sql.Identifier(ROLE)
             )
         )
-    url = f"postgresql://{user}:{quote(password)}@{pg.host}:{pg.port}/{name}?sslmode=disable"
+    url = replace(pg, user=user, password=password).url(name)
     return admin_url, url
 
 

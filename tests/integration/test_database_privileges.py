@@ -4,7 +4,7 @@ granted it, not every role of the server."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -27,7 +27,7 @@ def _login_role(pg: EmbeddedPostgres) -> tuple[str, str]:
 
 
 def _url(pg: EmbeddedPostgres, user: str, password: str, dbname: str) -> str:
-    return f"postgresql://{user}:{quote(password)}@{pg.host}:{pg.port}/{dbname}?sslmode=disable"
+    return replace(pg, user=user, password=password).url(dbname)
 
 
 def test_a_role_granted_nothing_cannot_connect_to_a_migrated_database(
