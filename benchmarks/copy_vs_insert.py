@@ -9,7 +9,7 @@ processor loads (its clean schema, its derived columns). Both paths load into a 
 with PostgreSQL's default durability settings.
 
 - COPY: the processor's own path (`etl.loader.replace_rows`: TRUNCATE of the object's partitions,
-  binary COPY tuples encoded by Polars a few batches ahead in a thread (`etl.binary_copy`),
+  binary COPY tuples encoded with NumPy a few batches ahead in a thread (`etl.binary_copy`),
   `COPY ... (FORMAT binary, FREEZE)` into the object's partition with psycopg's `cursor.copy`).
 - INSERT: what the AWS SDK for pandas does in `awswrangler.postgresql.to_sql`: the frame turned
   into Python rows, cut into chunks of `chunksize` rows (default 200), one

@@ -15,7 +15,7 @@ unpartitioned table, exactly as the handler copies them (the same columns, defau
 others, FREEZE into a table new in the transaction). A checkpoint before every timed step keeps
 one step's rows from being flushed while the next is timed. The ratio of the handler's rate to
 it says how close the whole path comes to what the server can ingest at all (the handler loads
-binary COPY too, encoded by Polars: docs/processor.md). The same rows as CSV, copied the same
+binary COPY too, encoded with NumPy: docs/processor.md). The same rows as CSV, copied the same
 way, give the limit of a text load.
 
 The ceiling is the ratio the handler would reach if its load-and-write step took exactly the bare

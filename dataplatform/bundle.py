@@ -37,10 +37,12 @@ from etl.core.errors import DataplatformError, UsageError
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 """Lambda's limit on a function's unzipped code size, in bytes."""
-SIZE_BUDGET = 200 * 1024 * 1024
-"""What we aim for, well under the limit, so that dependencies can grow."""
+SIZE_BUDGET = 240 * 1024 * 1024
+"""What we aim for, under the limit, so that dependencies can grow. It was 200 MB until NumPy
+(the binary COPY encoder's, 54 MB unzipped with its OpenBLAS, which `import numpy` loads) took
+the x86_64 bundle with bytecode from 170 to 225 MB."""
 BUNDLE_NAME = "processor.zip"
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 """Bump when the build steps change, so that cached builds are not reused."""
 LAMBDA_GROUP = "lambda"
 """The uv dependency group listing what the bundle carries."""
@@ -348,11 +350,22 @@ def prune(site: Path, botocore_services: Sequence[str]) -> None:
 def strip_shared_libraries(site: Path) -> None:
     """Drop the symbol tables of shared libraries (`--strip-unneeded` keeps what the dynamic
     loader needs). llvm-strip reads every architecture; without it the libraries stay as they
-    are, still correct, only larger."""
+    are, still correct, only larger.
+
+    Packages repaired by auditwheel (those with a `<package>.libs` folder beside them) are left
+    alone: patchelf rewrote their program headers, and llvm-strip's rewrite of those does not
+    load (numpy's `_multiarray_umath`: "ELF load command address/offset not page-aligned")."""
     strip = shutil.which("llvm-strip")
     if strip is None:
         return
-    libraries = sorted(p for p in site.rglob("*.so*") if p.is_file() and _is_elf(p))
+    repaired = {path.name.removesuffix(".libs") for path in site.glob("*.libs") if path.is_dir()}
+    libraries = sorted(
+        p
+        for p in site.rglob("*.so*")
+        if p.is_file()
+        and p.relative_to(site).parts[0].removesuffix(".libs") not in repaired
+        and _is_elf(p)
+    )
     for library in libraries:
         subprocess.run([strip, "--strip-unneeded", str(library)], check=True)
 

@@ -35,7 +35,6 @@ EXTRA_OF_MODULE = {
     "yaml": "infra",
     "moto": "demo",
     "pgserver": "demo",
-    "numpy": "demo",
 }
 
 _AWS_CREDENTIALS_HINT = (

@@ -92,14 +92,15 @@ def test_handler_imports_from_the_bundle_alone(build: BundleResult) -> None:
 
 
 def test_bundle_holds_the_runtime_and_nothing_local(build: BundleResult) -> None:
-    # The handler, its data and migrations, polars/psycopg/boto3; no CLI, demo, tests or pyarrow.
+    # The handler, its data and migrations, polars/psycopg/numpy/boto3; no CLI, demo, tests or
+    # pyarrow.
     with zipfile.ZipFile(build.path) as archive:
         names = set(archive.namelist())
     tops = {name.split("/", 1)[0] for name in names}
     assert {"etl/handler.py", "etl/core/data/taxi_zone_lookup.csv", "etl/contract.py"} <= names
     assert any(name.startswith("etl/migrations/") and name.endswith(".sql") for name in names)
-    assert {"polars", "psycopg", "boto3", "botocore"} <= tops
-    assert not {"pyarrow", "pandas", "typer", "pytest", "moto", "pulumi", "numpy"} & tops
+    assert {"polars", "psycopg", "numpy", "boto3", "botocore"} <= tops
+    assert not {"pyarrow", "pandas", "typer", "pytest", "moto", "pulumi"} & tops
     project = {name for name in names if name.split("/", 1)[0] in PROJECT_TOPS}
     sources = {name for name in project if "/__pycache__/" not in name}
     assert sources == tracked_files("etl"), sources ^ tracked_files("etl")

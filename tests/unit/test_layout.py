@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 OURS = frozenset({"etl", "components", "dataplatform", "tests", "platform_bootstrap"})
 NEVER_IN_ETL = frozenset(
-    {"typer", "rich", "moto", "pgserver", "pulumi", "pulumi_aws", "pulumi_random", "numpy"}
+    {"typer", "rich", "moto", "pgserver", "pulumi", "pulumi_aws", "pulumi_random"}
 )
 
 

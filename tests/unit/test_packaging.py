@@ -31,7 +31,7 @@ def test_infrastructure_and_demo_stacks_are_optional() -> None:
     core = names(PYPROJECT["project"]["dependencies"])
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert {"pulumi", "pulumi-aws", "pulumi-random"} <= names(extras["infra"])
-    assert {"moto", "pgserver", "numpy"} <= names(extras["demo"])
+    assert {"moto", "pgserver"} <= names(extras["demo"])
     assert not core & (names(extras["infra"]) | names(extras["demo"]))
     # Development (uv sync) pulls both extras.
     assert "dataplatform[infra,demo]" in PYPROJECT["dependency-groups"]["dev"]
@@ -68,7 +68,7 @@ def test_demo_without_the_demo_extra_says_which_to_install(
     for name in [n for n in sys.modules if n.startswith("dataplatform.demo.")]:
         if name not in {"dataplatform.demo.samples", "dataplatform.demo.embedded"}:
             monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "numpy", None)
+    block(monkeypatch, "moto")
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "uv tool install --force '.[demo]'" in result.stderr
