@@ -320,12 +320,13 @@ class ProcessorSettings:
         )
 
 
-HANDLER_BASE_MB = 258
+HANDLER_BASE_MB = 268
 HANDLER_MB_PER_MILLION_ROWS = 148
 """The handler's peak RSS as a line through two measurements (`benchmarks/e2e_benchmark.py`,
 fresh process per invocation, 2024-style yellow rows, medians of 5 in two runs): 404 and 405 MB
 at 1M rows, 698 and 700 MB at 3M (the higher of two sessions' figures: 385-393 and 684-689 MB
-in the other)."""
+in the other), plus 10 MB for NumPy, which the binary COPY encoder brought (714 against 704 MB
+at 3M, one run each of the code with and without it)."""
 
 
 ATHENA_MAX_SCAN_LIMIT_GB = 10_240
