@@ -155,10 +155,20 @@ def test_adjacent_fields_keep_their_own_bytes() -> None:
     assert bytes(binary_copy.encode_rows(narrow)) == b"".join(reference_rows(narrow))
 
 
-def test_a_large_batch_is_one_contiguous_run_of_rows() -> None:
-    # Many rows: the text spans several of Polars' internal buffers before the copy.
-    many = pl.concat([EDGES] * 40_000)
-    assert same_rows(binary_copy.encode_rows(many), many)
+def test_text_spanning_many_buffers_and_chunks_is_one_contiguous_run_of_rows() -> None:
+    # Long values in several chunks: each shape's rows, gathered, hold their text in several of
+    # Polars' data buffers, which the encoder must lay out as one run. Few rows keep the
+    # row-at-a-time reference fast.
+    long = pl.concat(EDGES.with_columns(pl.col("flag") + str(chunk) * 2**20) for chunk in range(8))
+    assert long.n_chunks() == 8
+    gathered = long.get_column("flag").gather(list(range(0, long.height, 5)))
+    text = gathered.to_arrow(compat_level=pl.CompatLevel.newest())
+    assert len(text.buffers()) > 3  # validity, views, then more than one data buffer
+    assert same_rows(binary_copy.encode_rows(long), long)
+    # One shape: the encoder takes the frame as it is, in its chunks.
+    complete = long.drop_nulls()
+    assert (complete.height, complete.n_chunks()) == (8, 8)
+    assert bytes(binary_copy.encode_rows(complete)) == b"".join(reference_rows(complete))
 
 
 def test_rows_are_grouped_by_shape_most_common_first_in_order_within_a_shape() -> None:
