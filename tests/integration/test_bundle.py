@@ -77,7 +77,7 @@ def test_two_builds_have_one_sha256(reduced_builds: tuple[BundleResult, BundleRe
 
 
 def test_bundle_is_within_lambdas_limit_and_our_budget(build: BundleResult) -> None:
-    # Unzipped size under Lambda's 262,144,000 bytes and under the 200 MB we aim for.
+    # Unzipped size under Lambda's 262,144,000 bytes and under our budget (SIZE_BUDGET).
     bundle = build
     assert bundle.unzipped_bytes < SIZE_BUDGET < LAMBDA_UNZIPPED_LIMIT
     assert bundle.zipped_bytes < bundle.unzipped_bytes
