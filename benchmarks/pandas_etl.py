@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ def run(source: Path, out: Path, month_start: str = "2024-01-01") -> None:
     refund = df["payment_type"].isin(settings.refund_payment_types).fillna(False).to_numpy(bool)
     zones = list(zone_ids())
 
-    def codes(column: str, allowed: object, nullable: bool) -> np.ndarray:
+    def codes(column: str, allowed: list[Any], nullable: bool) -> np.ndarray:
         values = df[column]
         unknown = ~values.isin(allowed).fillna(False).to_numpy(bool)
         missing = values.isna().to_numpy()
