@@ -215,7 +215,8 @@ def _pgserver_bin_dir() -> Path:
     # runtime directory, which this module does not need.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedServiceError("pgserver is not installed: run `uv sync` and retry")
+        # As its import would fail: the CLI names the extra that installs it (MissingExtra).
+        raise ModuleNotFoundError("No module named 'pgserver'", name="pgserver")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

@@ -74,6 +74,18 @@ def test_demo_without_the_demo_extra_says_which_to_install(
     assert "uv tool install --force '.[demo]'" in result.stderr
 
 
+def test_demo_without_pgserver_names_the_extra_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # pgserver is located, not imported: its absence is told as a missing import would be.
+    block(monkeypatch, "pgserver")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: this command needs the 'demo' extra (pgserver ")
+    assert "uv tool install --force '.[demo]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_project_is_found_from_a_subdirectory() -> None:
     assert find_project(start=ROOT / "docs" / "runbooks") == ROOT
 
