@@ -27,7 +27,10 @@ same run.
 The CPU seconds say where the machine's time went during an invocation: the handler's process
 (every thread, imports included), PostgreSQL's processes, and moto's server (threads of the
 benchmark's own process). When their sum comes close to the wall time times the cores, the
-processes are taking turns on the CPUs, and the load cannot reach the bare COPY's rate.
+processes are taking turns on the CPUs, and the load cannot reach the bare COPY's rate. The CPU
+bound turns that into a ratio: the one the invocation would reach if the same CPU seconds kept
+every core busy from its start to its end, the bare COPY's time times the cores over their sum.
+No schedule of the same work on this machine's cores does better.
 
 Each child then handles the same event again, as SQS's at-least-once delivery may hand it to the
 same container: that repeat is timed too (the idempotency fast path).
@@ -351,7 +354,8 @@ def run_size(
 ) -> None:
     body = month_parquet(rows)
     rates, rss, steps, bare_rates, csv_rates, repeats = [], [], [], [], [], []
-    ceilings, before_load, walls = [], [], []
+    ceilings, before_load, walls, cpu_bounds = [], [], [], []
+    cores = os.cpu_count() or 1
     cpu: dict[str, list[float]] = {"handler": [], "PostgreSQL": [], "moto's server": []}
     for _ in range(rounds):
         event = upload(body)
@@ -382,6 +386,7 @@ def run_size(
         before_s = total_s - (timed["load_and_write"] + timed.get("index", 0)) / 1000
         before_load.append(before_s)
         ceilings.append(bare / (before_s + bare))
+        cpu_bounds.append(bare * cores / sum(seconds[-1] for seconds in cpu.values()))
     ratios = [rate / bare for rate, bare in zip(rates, bare_rates, strict=True)]
     print(f"\n{rows:,} rows, {rounds} rounds (fresh process each; {BYTECODE[bytecode]})")
     print(f"  end to end:   {_median_range(rates, ',.0f')} rows/s")
@@ -391,13 +396,16 @@ def run_size(
         f"  ceiling:      {_median_range(ceilings, '.2f')}: the ratio if loading and writing took"
         f" only the bare COPY's time ({_median_range(before_load, '.2f')} s come before the load)"
     )
+    print(
+        f"  CPU bound:    {_median_range(cpu_bounds, '.2f')}: the ratio if the CPU seconds below"
+        f" kept all {cores} cores busy from start to end"
+    )
     of_csv = [rate / limit for rate, limit in zip(rates, csv_rates, strict=True)]
     print(f"  bare CSV:     {_median_range(csv_rates, ',.0f')} rows/s (CSV, unindexed)")
     print(f"  ratio:        {_median_range(of_csv, '.2f')} of the bare CSV COPY (the text limit)")
     per_million = statistics.median(rss) / rows * 1e6
     print(f"  peak RSS:     {_median_range(rss, '.0f')} MB ({per_million:.0f} MB per million rows)")
     print(f"  repeat:       {_median_range(repeats, '.1f')} ms (already_loaded, same container)")
-    cores = os.cpu_count() or 1
     busy = ", ".join(f"{name} {_median_range(seconds, '.1f')}" for name, seconds in cpu.items())
     wall = statistics.median(walls)
     print(
