@@ -49,8 +49,9 @@ class ProcessResult:
     stem: str
     """Base name for the outputs, e.g. `yellow_tripdata_2024-01`."""
     validated: pl.DataFrame = field(repr=False)
-    """Every input row: its canonical columns and `reject_code` (null: clean). The derived
-    columns are computed again with the clean rows (`transform.clean_rows`)."""
+    """Every input row: its canonical columns and `reject_code` (null: clean), code columns as
+    Enums (`transform.held_codes`). The derived columns are computed again with the clean rows
+    (`transform.clean_rows`)."""
     report: dict[str, Any]
     rejects: pl.DataFrame = field(repr=False)
     """The rejected rows: input columns as read, `source_row`, `raw_line`, `reject_reason`."""
@@ -237,10 +238,18 @@ def _process_file(
         )
         rejects = rejected.result()
     # From here on the clean rows are all that is computed from `validated`: its columns as
-    # read (about 15 % of it on a 2024 yellow month) are dropped, and freed with the input.
+    # read (about 15 % of it on a 2024 yellow month) are dropped, and freed with the input, and
+    # code columns are held as Enums (`transform.held_codes`).
     # (Series by Series: DataFrame.select would run a query and may copy every column.)
-    kept = [*(column.name for column in spec.columns), transform.REJECT_CODE]
-    validated = pl.DataFrame([validated.get_column(name) for name in kept])
+    validated = pl.DataFrame(
+        [
+            *(
+                transform.held_codes(validated.get_column(column.name), column)
+                for column in spec.columns
+            ),
+            validated.get_column(transform.REJECT_CODE),
+        ]
+    )
     done = time.perf_counter()
     timings = {
         "read": round((read_done - started) * 1000, 1),

@@ -413,6 +413,16 @@ def reason_names(spec: DatasetSpec) -> pl.Expr:
     )
 
 
+def held_codes(values: pl.Series, column: ColumnSpec) -> pl.Series:
+    """`values` of `column` as they are held once validated: a code column with a list of
+    codes as an Enum of them, any other column unchanged. Polars keeps a 16-byte view per text
+    value, so 3M flags held as text cost 47 MB, as an Enum 3 MB; `clean_rows` turns them back
+    into text. Only a rejected row can hold another value, and it becomes null."""
+    if column.type is not ColumnType.CODE or not column.codes:
+        return values
+    return values.cast(pl.Enum(list(dict.fromkeys(column.codes))), strict=False)
+
+
 def clean_rows(frame: pl.LazyFrame, spec: DatasetSpec) -> pl.LazyFrame:
     """The rows no rule rejected, in the dataset's clean schema (derived columns included)."""
     schema = spec.clean_schema

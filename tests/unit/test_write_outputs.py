@@ -44,3 +44,32 @@ def test_derived_columns_are_not_held_but_every_clean_output_has_them(tmp_path: 
     derived = list(DERIVED_COLUMNS)
     assert written.select(derived).equals(result.clean.select(derived))
     assert set(DERIVED_COLUMNS) <= set(result.populated_columns())
+
+
+def test_code_columns_are_held_as_enums_and_written_as_the_text_they_were(tmp_path: Path) -> None:
+    # A flag is held as one byte, not a 16-byte text view; the clean rows get their text back,
+    # and a rejected row keeps the value it was read with, whatever the held column says.
+    month = yellow_month(Month(2024, 1), rows=2_000).with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0)
+        .then(pl.lit("Y"))
+        .when(pl.int_range(pl.len()) % 3 == 1)
+        .then(pl.lit("N"))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("store_and_fwd_flag")
+    )
+    month[7, "store_and_fwd_flag"] = "X"
+    path = tmp_path / "yellow_tripdata_2024-01.parquet"
+    month.write_parquet(path)
+    result = process_file(path)
+    assert isinstance(result.validated.schema["store_and_fwd_flag"], pl.Enum)
+    assert result.clean.schema["store_and_fwd_flag"] == pl.String
+    clean = result.validated.get_column(transform.REJECT_CODE).is_null()
+    read = month.get_column("store_and_fwd_flag").filter(clean)
+    assert result.clean.get_column("store_and_fwd_flag").equals(read)
+    assert read.drop_nulls().n_unique() == 2
+    rejected = result.rejects.filter(pl.col("store_and_fwd_flag") == "X")
+    assert rejected.get_column("reject_reason").to_list() == ["invalid_store_and_fwd_flag"]
+    written = pl.read_parquet(write_outputs(result, tmp_path / "out").clean)
+    assert written.get_column("store_and_fwd_flag").equals(
+        result.clean.get_column("store_and_fwd_flag")
+    )
