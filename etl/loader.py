@@ -26,7 +26,6 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from etl import binary_copy
 from etl.contract import DATABASE_SCHEMA
 from etl.core.pipeline import pickup_month
 from etl.core.settings import EtlSettings
@@ -233,6 +232,10 @@ def copy_frames(
     ahead of the COPY, so that PostgreSQL ingests one while the next is encoded. FREEZE writes
     the rows already frozen: no hint-bit rewrite or anti-wraparound VACUUM of them later.
     """
+    # Imported at the first load, not with this module: NumPy and its OpenBLAS are 17 MB
+    # resident, and the processor's peak comes before, while it validates the rows as read.
+    from etl import binary_copy
+
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(DATABASE_SCHEMA, table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
